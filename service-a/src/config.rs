@@ -1,0 +1,38 @@
+//! Service A's settings: `[server]` (restart to change) and `[fault]` (live).
+
+use serde::{Deserialize, Serialize};
+use service_runtime::config::{Invalid, ServerSettings};
+
+use crate::fault::FaultSettings;
+
+/// Everything in config/service-a.toml.
+///
+/// Env overrides: `SERVICE_A_SERVER__PORT=0`, `SERVICE_A_FAULT__DELAY_MS=1500`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where A listens.
+    pub server: ServerSettings,
+    /// What A does to `/echo` requests.
+    pub fault: FaultSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings::on_port(8080),
+            fault: FaultSettings::default(),
+        }
+    }
+}
+
+impl service_runtime::config::Settings for Settings {
+    fn validate(&self) -> Result<(), Invalid> {
+        self.server.validate()?;
+        self.fault.validate()
+    }
+
+    fn server(&self) -> &ServerSettings {
+        &self.server
+    }
+}

@@ -1,0 +1,41 @@
+//! Service A: echoes `msg`, and misbehaves as `[fault]` in its config says.
+//!
+//! # Layout
+//!
+//! - `echo`: the endpoints and their log lines.
+//! - `fault`: every injected fault, decided per request.
+//! - `reload`: applies edits of the config file while A runs.
+//! - `config`: the settings and their limits.
+
+#![forbid(unsafe_code)]
+#![warn(rust_2018_idioms)]
+
+mod config;
+mod echo;
+mod fault;
+mod reload;
+
+use std::sync::Arc;
+
+use service_runtime::server::EXECUTOR;
+use service_runtime::service::Service;
+
+use crate::config::Settings;
+use crate::echo::App;
+use crate::fault::Faults;
+
+const SERVICE: Service = Service {
+    name: "A",
+    binary: "service-a",
+    default_config: "config/service-a.toml",
+    env_prefix: "SERVICE_A_",
+};
+
+fn main() {
+    let (source, loaded) = SERVICE.load::<Settings>();
+    let app = Arc::new(App::new(Faults::new(loaded.settings.fault.clone())));
+    EXECUTOR
+        .spawn(reload::watch(source.clone(), app.clone(), loaded.settings.clone()))
+        .detach();
+    SERVICE.serve(&source, &loaded, move |req| echo::handle(app.clone(), req));
+}

@@ -1,0 +1,71 @@
+//! Live reload of `[fault]`: A polls its config file and applies a good edit
+//! within a second, without a restart.
+//!
+//! Polling (not inotify) because it survives every way editors save: in place,
+//! or by writing a new file and renaming it over the old one. The file is tiny;
+//! reading it four times a second costs nothing. A bad edit is logged
+//! (`event=config_error`) and the last good settings stay in force.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use service_runtime::config::ConfigSource;
+use service_runtime::log::Line;
+use smol::Timer;
+
+use crate::config::Settings;
+use crate::echo::App;
+use crate::fault::Faults;
+
+/// How often the file is checked: edits apply within this (well under a second).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Watches `source` forever, swapping `app`'s faults on every good edit.
+/// `running` is what A started with: a changed `[server]` needs a restart.
+pub async fn watch(source: ConfigSource, app: Arc<App>, running: Settings) {
+    let mut last = smol::fs::read(&source.path).await.ok();
+    let mut said_missing = false;
+    loop {
+        Timer::after(POLL_INTERVAL).await;
+        let now = smol::fs::read(&source.path).await.ok();
+        if now == last {
+            continue;
+        }
+        last = now;
+        if last.is_none() {
+            // Some editors remove the file for a moment while saving: say it once.
+            if !said_missing {
+                config_error(&source, "file is gone; keeping the last good settings");
+                said_missing = true;
+            }
+            continue;
+        }
+        said_missing = false;
+        match source.load::<Settings>() {
+            Err(e) => config_error(&source, &e.to_string()),
+            Ok(loaded) => {
+                let fresh = loaded.settings;
+                if fresh.server != running.server {
+                    Line::new("A")
+                        .str("event", "config_restart_needed")
+                        .str("file", &source.path.display().to_string())
+                        .str("detail", "[server] changed; restart A to apply it")
+                        .emit();
+                }
+                let line = Line::new("A")
+                    .str("event", "config_reloaded")
+                    .str("file", &source.path.display().to_string());
+                fresh.fault.log_fields(line).emit();
+                app.faults.store(Arc::new(Faults::new(fresh.fault)));
+            }
+        }
+    }
+}
+
+fn config_error(source: &ConfigSource, detail: &str) {
+    Line::new("A")
+        .str("event", "config_error")
+        .str("file", &source.path.display().to_string())
+        .str("error", detail)
+        .emit();
+}

@@ -1,0 +1,339 @@
+//! Loading a service's settings: built-in defaults, then the TOML file, then env.
+//!
+//! Every way a user can get the config wrong ends here, in one [`ConfigError`]
+//! whose message names the file (or env variable), the key and what is allowed,
+//! e.g. `config/service-a.toml: fault.probability = 1.5, expected 0.0..=1.0`.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::{Figment, Source};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Exit code for a config the service refuses to start with.
+pub const EXIT_BAD_CONFIG: i32 = 2;
+
+/// A service's settings type: defaults, serde, and a check of every value.
+pub trait Settings: Default + Serialize + DeserializeOwned {
+    /// The first key whose value is out of range, if any.
+    fn validate(&self) -> Result<(), Invalid>;
+
+    /// The `[server]` section.
+    fn server(&self) -> &ServerSettings;
+}
+
+/// One value out of range: the dotted key, the value as given, and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Dotted key, e.g. `fault.probability`.
+    pub key: &'static str,
+    /// The offending value as the user wrote it.
+    pub value: String,
+    /// What is allowed, e.g. `0.0..=1.0`.
+    pub expected: String,
+}
+
+impl Invalid {
+    /// Checks that `value` lies in `range`; the error names `key` and the range.
+    pub fn check_range<T>(key: &'static str, value: T, range: RangeInclusive<T>) -> Result<(), Self>
+    where
+        T: PartialOrd + fmt::Debug,
+    {
+        if range.contains(&value) {
+            Ok(())
+        } else {
+            Err(Self {
+                key,
+                value: format!("{value:?}"),
+                expected: format!("{:?}..={:?}", range.start(), range.end()),
+            })
+        }
+    }
+}
+
+/// Where the settings come from: a TOML file and an env prefix.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// The TOML file.
+    pub path: PathBuf,
+    /// Given with `--config`: then a missing file is an error, not defaults.
+    pub explicit: bool,
+    /// e.g. `SERVICE_A_`; `__` separates section and key.
+    pub env_prefix: &'static str,
+}
+
+/// Settings as loaded, with whether the file was there.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    /// The validated settings.
+    pub settings: T,
+    /// False when the default file was missing and built-in defaults were used.
+    pub file_found: bool,
+}
+
+/// A config the service will not run with; its `Display` is the whole message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigSource {
+    /// Loads defaults, then the file, then env; rejects unknown keys and bad values.
+    pub fn load<T: Settings>(&self) -> Result<Loaded<T>, ConfigError> {
+        let file_found = self.path.is_file();
+        if self.explicit && !file_found {
+            return Err(ConfigError(format!(
+                "{}: no such file (given with --config)",
+                self.path.display()
+            )));
+        }
+        let mut figment = Figment::from(Serialized::defaults(T::default()));
+        if file_found {
+            figment = figment.merge(Toml::file_exact(&self.path));
+        }
+        let figment = figment.merge(Env::prefixed(self.env_prefix).split("__"));
+        let settings: T = figment.extract().map_err(|e| self.describe(e))?;
+        settings.validate().map_err(|bad| {
+            let origin = figment
+                .find_metadata(bad.key)
+                .map(|md| self.origin(md, bad.key))
+                .unwrap_or_else(|| "built-in default".to_owned());
+            ConfigError(format!(
+                "{origin}: {} = {}, expected {}",
+                bad.key, bad.value, bad.expected
+            ))
+        })?;
+        Ok(Loaded {
+            settings,
+            file_found,
+        })
+    }
+
+    /// How the start line names the config: the path, or that defaults are in use.
+    pub fn describe_origin(&self, file_found: bool) -> String {
+        if file_found {
+            self.path.display().to_string()
+        } else {
+            format!("none ({} not found, built-in defaults)", self.path.display())
+        }
+    }
+
+    /// "config/service-a.toml" or "env SERVICE_A_FAULT__DELAY_MS": where a key's value came from.
+    fn origin(&self, md: &figment::Metadata, key: &str) -> String {
+        match &md.source {
+            Some(Source::File(path)) => relative(path).display().to_string(),
+            Some(Source::Code(_)) => "built-in default".to_owned(),
+            _ if key.is_empty() => md.name.to_string(),
+            _ => format!(
+                "env {}{}",
+                self.env_prefix,
+                key.replace('.', "__").to_ascii_uppercase()
+            ),
+        }
+    }
+
+    /// Turns figment's error into one line per problem naming file, key and reason.
+    fn describe(&self, err: figment::Error) -> ConfigError {
+        let lines: Vec<String> = err
+            .into_iter()
+            .map(|e| {
+                let key = e.path.join(".");
+                let origin = match &e.metadata {
+                    Some(md) => self.origin(md, &key),
+                    None => self.path.display().to_string(),
+                };
+                if key.is_empty() {
+                    format!("{origin}: {}", e.kind)
+                } else {
+                    format!("{origin}: {key}: {}", e.kind)
+                }
+            })
+            .collect();
+        ConfigError(lines.join("\n"))
+    }
+}
+
+/// figment makes file paths absolute; users typed them relative to the working dir.
+fn relative(path: &Path) -> &Path {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok())
+        .unwrap_or(path)
+}
+
+/// `[server]`: where and how a service listens. Changes need a restart.
+///
+/// No serde `default`: the service's own defaults are merged first by [`ConfigSource::load`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to bind; loopback by default so a lab never listens on a network.
+    pub host: String,
+    /// Port to bind; 0 lets the OS pick (the start line gives the real one).
+    pub port: u32,
+    /// Executor threads; 0 means one per core.
+    pub threads: u32,
+    /// On SIGINT/SIGTERM, how long requests in flight may take to finish.
+    pub shutdown_grace_ms: u64,
+    /// A client must send a request's head within this, or the connection is closed.
+    /// Also how long an idle keep-alive connection is kept.
+    pub header_timeout_ms: u64,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: u32,
+}
+
+impl ServerSettings {
+    /// The defaults, listening on 127.0.0.1:`port`.
+    pub fn on_port(port: u32) -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port,
+            threads: 0,
+            shutdown_grace_ms: 5000,
+            header_timeout_ms: 10_000,
+            max_connections: 1024,
+        }
+    }
+
+    /// Checks every `[server]` key.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.host.parse::<IpAddr>().is_err() {
+            return Err(Invalid {
+                key: "server.host",
+                value: format!("{:?}", self.host),
+                expected: "an IP address such as \"127.0.0.1\" or \"::1\"".to_owned(),
+            });
+        }
+        Invalid::check_range("server.port", self.port, 0..=65535)?;
+        Invalid::check_range("server.threads", self.threads, 0..=256)?;
+        Invalid::check_range("server.shutdown_grace_ms", self.shutdown_grace_ms, 0..=600_000)?;
+        Invalid::check_range("server.header_timeout_ms", self.header_timeout_ms, 1..=600_000)?;
+        Invalid::check_range("server.max_connections", self.max_connections, 1..=1_000_000)?;
+        Ok(())
+    }
+
+    /// The address to bind (valid once [`validate`](Self::validate) passed).
+    pub fn addr(&self) -> SocketAddr {
+        let ip = self.host.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        SocketAddr::new(ip, self.port as u16)
+    }
+
+    /// Executor threads to run: `threads`, or one per core when 0.
+    pub fn thread_count(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n as usize,
+        }
+    }
+
+    /// The header timeout as a `Duration`.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    /// The shutdown grace as a `Duration`.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Demo {
+        server: DemoServer,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct DemoServer {
+        port: u32,
+    }
+
+    impl Default for DemoServer {
+        fn default() -> Self {
+            Self { port: 8080 }
+        }
+    }
+
+    impl Settings for Demo {
+        fn validate(&self) -> Result<(), Invalid> {
+            Invalid::check_range("server.port", self.server.port, 0..=65535)
+        }
+
+        fn server(&self) -> &ServerSettings {
+            unimplemented!("not needed by these tests")
+        }
+    }
+
+    fn source(path: &str, explicit: bool) -> ConfigSource {
+        ConfigSource {
+            path: path.into(),
+            explicit,
+            env_prefix: "DEMO_",
+        }
+    }
+
+    /// A missing default file means built-in defaults; a missing explicit one is an error.
+    #[test]
+    fn missing_file() {
+        figment::Jail::expect_with(|_| {
+            let loaded: Loaded<Demo> = source("nope.toml", false).load().unwrap();
+            assert!(!loaded.file_found);
+            assert_eq!(loaded.settings.server.port, 8080);
+            let err = source("nope.toml", true).load::<Demo>().unwrap_err();
+            assert_eq!(err.0, "nope.toml: no such file (given with --config)");
+            Ok(())
+        });
+    }
+
+    /// Env beats the file, and an out-of-range env value names the variable.
+    #[test]
+    fn env_beats_file_and_is_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("demo.toml", "[server]\nport = 9000\n")?;
+            jail.set_env("DEMO_SERVER__PORT", "9001");
+            let loaded: Loaded<Demo> = source("demo.toml", true).load().unwrap();
+            assert_eq!(loaded.settings.server.port, 9001);
+            jail.set_env("DEMO_SERVER__PORT", "70000");
+            let err = source("demo.toml", true).load::<Demo>().unwrap_err();
+            assert_eq!(
+                err.0,
+                "env DEMO_SERVER__PORT: server.port = 70000, expected 0..=65535"
+            );
+            Ok(())
+        });
+    }
+
+    /// Unknown keys and out-of-range values in the file name the file and the key.
+    #[test]
+    fn file_errors_name_file_and_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("demo.toml", "[server]\nprot = 1\n")?;
+            let err = source("demo.toml", true).load::<Demo>().unwrap_err();
+            assert!(err.0.starts_with("demo.toml: server.prot: unknown field"), "{err}");
+            jail.create_file("demo.toml", "[server]\nport = 65536\n")?;
+            let err = source("demo.toml", true).load::<Demo>().unwrap_err();
+            assert_eq!(err.0, "demo.toml: server.port = 65536, expected 0..=65535");
+            jail.create_file("demo.toml", "[server\nport = 1\n")?;
+            let err = source("demo.toml", true).load::<Demo>().unwrap_err();
+            assert!(err.0.contains("demo.toml"), "{err}");
+            assert!(err.0.contains("line 1"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,24 @@
+//! What both lab services run on, written once.
+//!
+//! # Layout
+//!
+//! - [`service`]: a service's life from `main`: load, bind, serve, drain, exit.
+//! - [`config`]: defaults, then the TOML file, then env; every bad value named.
+//! - [`server`]: the accept loop, connection limits, header timeout, graceful stop.
+//! - [`http`]: JSON answers, the one error type, method checks, query decoding.
+//! - [`log`]: one logfmt line per event, never split by what a client sent.
+//! - [`trace`]: W3C `traceparent` in and out, so one call has one trace id.
+//! - [`cli`]: `--config PATH`, and how start-up failures exit.
+//! - [`shutdown`]: SIGINT / SIGTERM.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms)]
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod log;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod trace;

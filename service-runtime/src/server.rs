@@ -1,0 +1,223 @@
+//! The server loop: accept, a task per connection, limits, and a graceful stop.
+//!
+//! async-h1 parses and writes HTTP/1.1; this module decides everything around it:
+//! how many connections are served at once, how long a client may take to send a
+//! request head, what happens to a handler that panics, and how requests in
+//! flight finish when the service is told to stop.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_h1::server::{ConnectionStatus, Server};
+use http_types::{Request, Response};
+use smol::channel::{Receiver, Sender};
+use smol::future::{self, FutureExt as _};
+use smol::lock::{Semaphore, SemaphoreGuardArc};
+use smol::net::{TcpListener, TcpStream};
+use smol::{Executor, Timer};
+
+use crate::config::ServerSettings;
+use crate::http::ApiError;
+
+/// The executor every task of a service runs on; [`block_on`] gives it threads.
+///
+/// smol's global executor runs one thread unless `SMOL_THREADS` says otherwise;
+/// ours runs `server.threads` on purpose (default: one per core).
+pub static EXECUTOR: Executor<'static> = Executor::new();
+
+/// Exit code when the service cannot start for a reason other than its config
+/// (e.g. the port is taken).
+pub const EXIT_START_FAILED: i32 = 1;
+
+/// Runs `main` to completion on this thread, with `threads - 1` more threads
+/// helping to run every task spawned on [`EXECUTOR`].
+pub fn block_on<T>(threads: usize, main: impl Future<Output = T>) -> T {
+    let (stop, stopped) = smol::channel::bounded::<()>(1);
+    std::thread::scope(|scope| {
+        for i in 1..threads.max(1) {
+            let stopped = stopped.clone();
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn_scoped(scope, move || {
+                    smol::block_on(EXECUTOR.run(async { stopped.recv().await.ok() }))
+                })
+                .expect("spawning an executor thread at start-up");
+        }
+        let out = smol::block_on(EXECUTOR.run(main));
+        drop(stop);
+        out
+    })
+}
+
+/// Binds the listening socket, naming the address if that fails (port taken).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// The limits the loop enforces, from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A connection must deliver a request head within this (slow clients, idle keep-alive).
+    pub header_timeout: Duration,
+    /// Connections served at once; others wait in the listen backlog.
+    pub max_connections: usize,
+    /// On shutdown, how long requests in flight may take to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl From<&ServerSettings> for Limits {
+    fn from(s: &ServerSettings) -> Self {
+        Self {
+            header_timeout: s.header_timeout(),
+            max_connections: s.max_connections as usize,
+            shutdown_grace: s.shutdown_grace(),
+        }
+    }
+}
+
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every request in flight finished.
+    Drained,
+    /// The grace ran out with requests still in flight.
+    GraceExpired,
+}
+
+/// Serves `listener` with `handler` until `shutdown` completes, then stops
+/// accepting, lets requests in flight finish within the grace, and returns.
+///
+/// `handler` answers each request. Its `Err` closes the connection without an
+/// answer (async-h1's behaviour): only a deliberate `drop` fault should use it;
+/// every other error must already be a response.
+pub async fn serve<H, Fut>(
+    listener: TcpListener,
+    handler: H,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> Stopped
+where
+    H: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http_types::Result<Response>> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    // Closed (not sent to) when it is time to stop: every clone sees it.
+    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    // Each connection holds a sender; recv() fails once all of them are gone.
+    let (alive_tx, alive_rx) = smol::channel::bounded::<()>(1);
+
+    let accept_loop = async {
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let permit = permits.acquire_arc().await;
+            match listener.accept().await {
+                Ok((stream, _peer)) => {
+                    backoff = Duration::from_millis(5);
+                    let conn = connection(
+                        stream,
+                        handler.clone(),
+                        limits.header_timeout,
+                        stop_rx.clone(),
+                        (permit, alive_tx.clone()),
+                    );
+                    EXECUTOR.spawn(conn).detach();
+                }
+                // The peer gave up before we accepted: nothing to do.
+                Err(e) if is_transient(&e) => {}
+                // Out of file descriptors and the like: wait, then try again.
+                Err(_) => {
+                    Timer::after(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    };
+    accept_loop.or(shutdown).await;
+
+    drop(listener);
+    drop(stop_tx);
+    drop(alive_tx);
+    let drained = async {
+        let _ = alive_rx.recv().await;
+        Stopped::Drained
+    };
+    let expired = async {
+        Timer::after(limits.shutdown_grace).await;
+        Stopped::GraceExpired
+    };
+    drained.or(expired).await
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// Serves one connection's requests in turn until the client closes, is too
+/// slow to send a head, or the service stops (after the request in flight).
+async fn connection<H, Fut>(
+    stream: TcpStream,
+    handler: H,
+    header_timeout: Duration,
+    stop: Receiver<()>,
+    _held_until_done: (SemaphoreGuardArc, Sender<()>),
+) where
+    H: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http_types::Result<Response>> + Send + 'static,
+{
+    // async-h1 writes head and body separately: without this each answer waits
+    // for the peer's delayed ACK (~40 ms).
+    let _ = stream.set_nodelay(true);
+    // Set once a request head has arrived: from then on the request is in flight
+    // and neither the header timeout nor shutdown may cut it.
+    let busy = Arc::new(AtomicBool::new(false));
+    let endpoint = {
+        let busy = busy.clone();
+        move |req: Request| {
+            busy.store(true, Ordering::Relaxed);
+            let handled = AssertUnwindSafe(handler(req)).catch_unwind();
+            async move { handled.await.unwrap_or_else(|_| Ok(panicked())) }
+        }
+    };
+    let mut server = Server::new(stream, endpoint);
+
+    while !stop.is_closed() {
+        // Waiting for a head: give up after the header timeout or at shutdown.
+        let interrupt = async {
+            Timer::after(header_timeout)
+                .or(async {
+                    let _ = stop.recv().await;
+                    Instant::now()
+                })
+                .await;
+            if busy.load(Ordering::Relaxed) {
+                future::pending::<()>().await;
+            }
+            Ok(ConnectionStatus::Close)
+        };
+        let status = server.accept_one().or(interrupt).await;
+        busy.store(false, Ordering::Relaxed);
+        // Err: a malformed request or a deliberate drop; either way, close.
+        if !matches!(status, Ok(ConnectionStatus::KeepAlive)) {
+            break;
+        }
+    }
+}
+
+/// The answer to a request whose handler panicked: a 500, and the service lives on.
+fn panicked() -> Response {
+    ApiError::internal("internal error").into_response()
+}

@@ -1,0 +1,81 @@
+//! A service's life from `main`: load the config or exit 2, bind or exit 1, print
+//! the start line, serve until SIGINT/SIGTERM, drain, flush, exit 0.
+
+use std::future::Future;
+
+use clap::Parser as _;
+use http_types::{Request, Response};
+
+use crate::cli::{exit_with, Args};
+use crate::config::{ConfigSource, Loaded, Settings, EXIT_BAD_CONFIG};
+use crate::log::Line;
+use crate::server::{self, Limits, Stopped, EXIT_START_FAILED};
+use crate::shutdown;
+
+/// Who a service is: its name in logs, its binary, its default config and env prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct Service {
+    /// `A` or `B`: the `service=` of every log line.
+    pub name: &'static str,
+    /// The binary's name, for start-up error messages.
+    pub binary: &'static str,
+    /// The config file used when `--config` is not given.
+    pub default_config: &'static str,
+    /// Env override prefix, e.g. `SERVICE_A_`.
+    pub env_prefix: &'static str,
+}
+
+impl Service {
+    /// Parses the command line and loads the settings; a bad config exits with code 2.
+    pub fn load<T: Settings>(&self) -> (ConfigSource, Loaded<T>) {
+        let source = Args::parse().config_source(self.default_config, self.env_prefix);
+        match source.load::<T>() {
+            Ok(loaded) => (source, loaded),
+            Err(e) => exit_with(self.binary, EXIT_BAD_CONFIG, format!("bad config: {e}")),
+        }
+    }
+
+    /// Binds `[server]`'s address (exit 1 if taken), prints the start line, and
+    /// serves with `handler` until SIGINT/SIGTERM; then exits 0 once drained.
+    pub fn serve<T, H, Fut>(&self, source: &ConfigSource, loaded: &Loaded<T>, handler: H) -> !
+    where
+        T: Settings,
+        H: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = http_types::Result<Response>> + Send + 'static,
+    {
+        let settings = loaded.settings.server();
+        let threads = settings.thread_count();
+        let name = self.name;
+        server::block_on(threads, async {
+            let listener = match server::bind(settings.addr()).await {
+                Ok(l) => l,
+                Err(e) => exit_with(self.binary, EXIT_START_FAILED, format!("{e:#}")),
+            };
+            let url = match listener.local_addr() {
+                Ok(addr) => format!("http://{addr}"),
+                Err(e) => exit_with(self.binary, EXIT_START_FAILED, e),
+            };
+            Line::new(name)
+                .str("event", "start")
+                .str("url", &url)
+                .str("config", &source.describe_origin(loaded.file_found))
+                .num("threads", threads)
+                .emit();
+            let stop = async {
+                let signal = shutdown::signal().await;
+                Line::new(name)
+                    .str("event", "stopping")
+                    .str("signal", signal)
+                    .num("grace_ms", settings.shutdown_grace_ms)
+                    .emit();
+            };
+            let stopped = server::serve(listener, handler, Limits::from(settings), stop).await;
+            Line::new(name)
+                .str("event", "stopped")
+                .num("drained", stopped == Stopped::Drained)
+                .emit();
+        });
+        fastrace::flush();
+        std::process::exit(0)
+    }
+}

@@ -1,1 +1,41 @@
-fn main() {}
+//! Service B: calls A with a deadline and says precisely what went wrong.
+//!
+//! # Layout
+//!
+//! - `call_echo`: the endpoints and their log lines.
+//! - `upstream`: the client, the timeout, and the error classification (the KINDs).
+//! - `pool`: keep-alive connections to A that never hand one call another's answer.
+//! - `config`: the settings and their limits.
+
+#![forbid(unsafe_code)]
+#![warn(rust_2018_idioms)]
+
+mod call_echo;
+mod config;
+mod pool;
+mod upstream;
+
+use std::sync::Arc;
+
+use service_runtime::cli::exit_with;
+use service_runtime::config::EXIT_BAD_CONFIG;
+use service_runtime::service::Service;
+
+use crate::call_echo::App;
+use crate::config::Settings;
+use crate::upstream::Upstream;
+
+const SERVICE: Service = Service {
+    name: "B",
+    binary: "service-b",
+    default_config: "config/service-b.toml",
+    env_prefix: "SERVICE_B_",
+};
+
+fn main() {
+    let (source, loaded) = SERVICE.load::<Settings>();
+    let upstream = Upstream::new(&loaded.settings.upstream)
+        .unwrap_or_else(|e| exit_with(SERVICE.binary, EXIT_BAD_CONFIG, e));
+    let app = Arc::new(App { upstream });
+    SERVICE.serve(&source, &loaded, move |req| call_echo::handle(app.clone(), req));
+}

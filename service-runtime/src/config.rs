@@ -56,6 +56,14 @@ impl Invalid {
     }
 }
 
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} = {}, expected {}", self.key, self.value, self.expected)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
 /// Where the settings come from: a TOML file and an env prefix.
 #[derive(Debug, Clone)]
 pub struct ConfigSource {
@@ -109,10 +117,7 @@ impl ConfigSource {
                 .find_metadata(bad.key)
                 .map(|md| self.origin(md, bad.key))
                 .unwrap_or_else(|| "built-in default".to_owned());
-            ConfigError(format!(
-                "{origin}: {} = {}, expected {}",
-                bad.key, bad.value, bad.expected
-            ))
+            ConfigError(format!("{origin}: {bad}"))
         })?;
         Ok(Loaded {
             settings,

@@ -1,0 +1,258 @@
+//! B's keep-alive connections to A: surf's backend, built on `async_h1::connect`.
+//!
+//! surf's own h1 pool was unsafe here (STACK-NOTES.md): a call abandoned at its
+//! deadline put its connection back with the late answer unread, and the next
+//! call read that answer as its own. This pool keeps three rules instead:
+//!
+//! 1. A connection returns to the pool only after a complete answer was read
+//!    from it. A call that fails or is abandoned (its future dropped at the
+//!    deadline) drops its connection, and with it any late answer.
+//! 2. Before reuse, a pooled connection is checked without blocking: if A closed
+//!    it (A restarted, or its idle timeout passed) or it holds stray bytes, it is
+//!    discarded and the next one (or a fresh one) is used.
+//! 3. Failures are reported as facts ([`Failure`]): could not connect, closed
+//!    early, or not HTTP. `upstream.rs` turns those into the contract's KINDs.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use async_h1::client;
+use http_client::{Config, HttpClient, Request, Response};
+use http_types::Body;
+use smol::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
+use smol::Async;
+
+/// Idle connections kept for reuse; more are closed after their answer. Enough
+/// for B's busiest moments on a lab machine; a proxy would size it per upstream.
+const MAX_IDLE: usize = 128;
+
+/// The largest answer body B reads from A. A's echo of the longest URI it
+/// accepts is far smaller; anything bigger is not the answer B expects.
+pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// A fact about a failed exchange with A, for `upstream.rs` to classify.
+#[derive(Debug)]
+pub enum Failure {
+    /// No connection could be opened (refused, no route, name not found).
+    Connect(io::Error),
+    /// The connection ended before a complete answer: EOF or reset.
+    Closed(String),
+    /// What came back was not a valid HTTP answer.
+    Malformed(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Connect(e) => write!(f, "cannot connect: {e}"),
+            Failure::Closed(why) => write!(f, "closed before a complete answer: {why}"),
+            Failure::Malformed(why) => write!(f, "not a valid HTTP answer: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// A pool of keep-alive connections to one upstream (A), used as surf's backend.
+#[derive(Debug)]
+pub struct Pool {
+    /// `host:port` of A, as in `upstream.url`.
+    authority: String,
+    /// The address when `upstream.url` names an IP: no lookup per call.
+    addr: Option<SocketAddr>,
+    idle: Mutex<Vec<Conn>>,
+    opened: AtomicUsize,
+    config: Config,
+}
+
+impl Pool {
+    /// A pool for `host:port`.
+    pub fn new(host: &str, port: u16) -> Self {
+        let addr = host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, port));
+        Self {
+            authority: format!("{host}:{port}"),
+            addr,
+            idle: Mutex::new(Vec::new()),
+            opened: AtomicUsize::new(0),
+            config: Config::new(),
+        }
+    }
+
+    /// Connections opened so far (reuse keeps this low).
+    pub fn opened(&self) -> usize {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    /// A live idle connection, if there is one; dead ones are discarded on the way.
+    fn checkout(&self) -> Option<Conn> {
+        loop {
+            let conn = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            if conn.is_idle_and_open() {
+                return Some(conn);
+            }
+        }
+    }
+
+    fn checkin(&self, conn: Conn) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    async fn connect(&self) -> Result<Conn, Failure> {
+        let addr = match self.addr {
+            Some(addr) => addr,
+            None => resolve(&self.authority).await.map_err(Failure::Connect)?,
+        };
+        let stream = Async::<TcpStream>::connect(addr)
+            .await
+            .map_err(Failure::Connect)?;
+        // Without it, http-client's default, each request waits on Nagle.
+        let _ = stream.get_ref().set_nodelay(true);
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        Ok(Conn {
+            io: Arc::new(stream),
+            eof: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+async fn resolve(authority: &str) -> io::Result<SocketAddr> {
+    smol::net::resolve(authority)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{authority}: no address")))
+}
+
+#[http_client::async_trait]
+impl HttpClient for Pool {
+    async fn send(&self, req: Request) -> Result<Response, http_types::Error> {
+        let conn = match self.checkout() {
+            Some(conn) => conn,
+            None => self.connect().await?,
+        };
+        let (res, reusable) = exchange(conn.clone(), req).await?;
+        if reusable {
+            self.checkin(conn);
+        }
+        Ok(res)
+    }
+
+    fn set_config(&mut self, config: Config) -> http_types::Result<()> {
+        self.config = config;
+        Ok(())
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// Writes `req`, reads the whole answer, and says whether the connection can be reused.
+async fn exchange(conn: Conn, req: Request) -> Result<(Response, bool), Failure> {
+    let eof = conn.eof.clone();
+    let failed = |e: http_types::Error| describe(e, &eof);
+    let mut res = client::connect(conn, req).await.map_err(failed)?;
+
+    let declared = res.len();
+    let framed = declared.is_some() || res.header("transfer-encoding").is_some();
+    let close = res
+        .header("connection")
+        .is_some_and(|v| v.as_str().eq_ignore_ascii_case("close"));
+
+    let mut bytes = Vec::new();
+    res.take_body()
+        .take(MAX_BODY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| describe(e.into(), &eof))?;
+    if bytes.len() as u64 > MAX_BODY_BYTES {
+        return Err(Failure::Malformed(format!(
+            "answer body larger than {MAX_BODY_BYTES} bytes"
+        )));
+    }
+    if declared.is_some_and(|len| len != bytes.len()) {
+        return Err(Failure::Closed("body shorter than its Content-Length".into()));
+    }
+    res.set_body(Body::from_bytes(bytes));
+    Ok((res, framed && !close))
+}
+
+/// Classifies an error from async-h1 by what happened on the socket: an EOF or a
+/// reset means A closed early; anything else means the bytes were not HTTP.
+fn describe(e: http_types::Error, eof: &AtomicBool) -> Failure {
+    if let Some(io) = e.downcast_ref::<io::Error>() {
+        use io::ErrorKind::*;
+        if matches!(
+            io.kind(),
+            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+        ) {
+            return Failure::Closed(io.to_string());
+        }
+    }
+    if eof.load(Ordering::Relaxed) {
+        return Failure::Closed(e.to_string());
+    }
+    Failure::Malformed(e.to_string())
+}
+
+/// One TCP connection to A, noting whether A has closed its side.
+#[derive(Debug, Clone)]
+struct Conn {
+    io: Arc<Async<TcpStream>>,
+    /// Set when a read returned end-of-stream: A closed the connection.
+    eof: Arc<AtomicBool>,
+}
+
+impl Conn {
+    /// True if the connection is open with nothing unread: safe to send on.
+    fn is_idle_and_open(&self) -> bool {
+        let mut byte = [0u8; 1];
+        // The socket is non-blocking: WouldBlock means open and quiet. Ok(0) is
+        // A's FIN; Ok(1) is a stray byte no request asked for.
+        match self.io.get_ref().peek(&mut byte) {
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+            Ok(_) => false,
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut &*self.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(0)) = polled {
+            if !buf.is_empty() {
+                self.eof.store(true, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.io).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.io).poll_close(cx)
+    }
+}

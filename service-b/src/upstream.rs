@@ -1,0 +1,297 @@
+//! B's calls to A: the client, the deadline, and what went wrong.
+//!
+//! - The client is surf over [`Pool`], B's own keep-alive pool (see `pool.rs`
+//!   for why not surf's).
+//! - The deadline: the whole call (connect, head **and body**) races one
+//!   `smol::Timer`. surf's own timeout covers only the write and the head; a
+//!   stalled or trickling body would run past it.
+//! - What went wrong: every failure becomes one [`ErrorKind`] of the contract,
+//!   in [`classify`].
+
+use std::fmt;
+use std::io;
+use std::time::{Duration, Instant};
+
+use http_types::{Request, StatusCode};
+use serde::Deserialize;
+use smol::future::FutureExt as _;
+use smol::Timer;
+use url::Url;
+
+use crate::config::UpstreamSettings;
+use crate::pool::{Failure, Pool};
+
+/// Header carrying the caller's remaining budget in ms, so A can stop waiting.
+pub const HEADER_BUDGET: &str = "x-request-timeout-ms";
+
+/// What went wrong with a call to A: the contract's KINDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// No complete answer (connect, head and body) within the budget.
+    Timeout,
+    /// Nothing listens at A's address.
+    ConnectionRefused,
+    /// A closed or reset the connection before a complete answer.
+    ConnectionReset,
+    /// A answered a non-2xx status.
+    UpstreamStatus,
+    /// A's 2xx answer is not the JSON expected, or not valid HTTP.
+    BadResponse,
+    /// Any other failure to connect (name lookup, no route).
+    Unreachable,
+}
+
+impl ErrorKind {
+    /// The name in answers, logs and metrics: `timeout`, `connection_refused`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::ConnectionRefused => "connection_refused",
+            ErrorKind::ConnectionReset => "connection_reset",
+            ErrorKind::UpstreamStatus => "upstream_status",
+            ErrorKind::BadResponse => "bad_response",
+            ErrorKind::Unreachable => "unreachable",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed call: its kind, the status that kind stands for, and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// 504 for a timeout, 502 for reset or bad answer, A's own status for
+    /// `upstream_status`, 503 otherwise.
+    pub http_status: u16,
+    /// A sentence for a human.
+    pub detail: String,
+}
+
+impl CallError {
+    fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        let http_status = match kind {
+            ErrorKind::Timeout => 504,
+            ErrorKind::ConnectionReset | ErrorKind::BadResponse => 502,
+            ErrorKind::ConnectionRefused | ErrorKind::Unreachable | ErrorKind::UpstreamStatus => 503,
+        };
+        Self {
+            kind,
+            http_status,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Headers a call carries to A besides the URL.
+#[derive(Debug, Default, Clone)]
+pub struct Forward {
+    /// `traceparent` for A: same trace, B's call span as parent.
+    pub traceparent: Option<String>,
+    /// The caller's `x-fault-*` headers, passed on untouched.
+    pub faults: Vec<(String, String)>,
+}
+
+impl Forward {
+    /// Copies the `x-fault-*` headers of B's incoming request.
+    pub fn faults_of(req: &Request) -> Vec<(String, String)> {
+        req.iter()
+            .filter(|(name, _)| name.as_str().starts_with("x-fault-"))
+            .map(|(name, values)| (name.as_str().to_owned(), values.last().as_str().to_owned()))
+            .collect()
+    }
+}
+
+/// A's `/echo` answer.
+#[derive(Debug, Deserialize)]
+struct EchoAnswer {
+    echo: String,
+}
+
+/// The client B uses for every call to A.
+#[derive(Debug)]
+pub struct Upstream {
+    client: surf::Client,
+    echo_url: Url,
+    health_url: Url,
+    /// Where A is, for messages.
+    authority: String,
+    timeout: Duration,
+}
+
+impl Upstream {
+    /// A client for `[upstream]` (already validated).
+    pub fn new(settings: &UpstreamSettings) -> anyhow::Result<Self> {
+        let base = settings.base_url()?;
+        let host = base.host_str().unwrap_or("127.0.0.1");
+        let port = base.port_or_known_default().unwrap_or(80);
+        let pool = Pool::new(host, port);
+        Ok(Self {
+            client: surf::Client::with_http_client(pool),
+            echo_url: base.join("echo")?,
+            health_url: base.join("health")?,
+            authority: format!("{host}:{port}"),
+            timeout: Duration::from_millis(settings.timeout_ms),
+        })
+    }
+
+    /// A's echo of `msg`: `msg` reaches A exactly as given, whatever it holds.
+    pub async fn echo(&self, msg: &str, forward: &Forward) -> Result<String, CallError> {
+        let mut url = self.echo_url.clone();
+        url.query_pairs_mut().append_pair("msg", msg);
+        let body = self.get(url, forward).await?;
+        serde_json::from_slice::<EchoAnswer>(&body)
+            .map(|answer| answer.echo)
+            .map_err(|e| {
+                CallError::new(
+                    ErrorKind::BadResponse,
+                    format!("A's answer is not the expected {{\"echo\": string}}: {e}"),
+                )
+            })
+    }
+
+    /// Whether A's `/health` answers 2xx within the budget.
+    pub async fn health(&self, forward: &Forward) -> Result<(), CallError> {
+        self.get(self.health_url.clone(), forward).await.map(drop)
+    }
+
+    /// One GET to A, body included, bounded by the budget; a 2xx answer's body.
+    async fn get(&self, url: Url, forward: &Forward) -> Result<Vec<u8>, CallError> {
+        let deadline = Instant::now() + self.timeout;
+        let call = async {
+            let mut req = self
+                .client
+                .get(url)
+                .header(HEADER_BUDGET, self.timeout.as_millis().to_string());
+            if let Some(tp) = &forward.traceparent {
+                req = req.header(service_runtime::trace::TRACEPARENT, tp.as_str());
+            }
+            for (name, value) in &forward.faults {
+                req = req.header(name.as_str(), value.as_str());
+            }
+            let mut res = req.await.map_err(|e| classify(&e, &self.authority))?;
+            let body = res.body_bytes().await.map_err(|e| classify(&e, &self.authority))?;
+            if !res.status().is_success() {
+                return Err(upstream_status(res.status(), res.header("x-fault-injected").is_some(), &body));
+            }
+            Ok(body)
+        };
+        let expire = async {
+            Timer::at(deadline).await;
+            Err(CallError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "no complete answer from A within {} ms",
+                    self.timeout.as_millis()
+                ),
+            ))
+        };
+        call.or(expire).await
+    }
+}
+
+/// `upstream_status` for A's non-2xx answer, quoting the start of its body.
+fn upstream_status(status: StatusCode, injected: bool, body: &[u8]) -> CallError {
+    let text = String::from_utf8_lossy(body);
+    let snippet: String = text.chars().take(200).collect();
+    let origin = if injected { " (injected by A's [fault])" } else { "" };
+    let mut err = CallError::new(
+        ErrorKind::UpstreamStatus,
+        format!(
+            "A answered {} {}{origin}: {snippet}",
+            u16::from(status),
+            status.canonical_reason()
+        ),
+    );
+    err.http_status = status.into();
+    err
+}
+
+/// Which KIND a failed call is. The pool says what happened on the socket
+/// ([`Failure`]); anything else is classified by the io errors in its chain.
+pub fn classify(err: &surf::Error, authority: &str) -> CallError {
+    if let Some(failure) = err.downcast_ref::<Failure>() {
+        return match failure {
+            Failure::Connect(e) if e.kind() == io::ErrorKind::ConnectionRefused => CallError::new(
+                ErrorKind::ConnectionRefused,
+                format!("nothing listens at {authority} (connection refused)"),
+            ),
+            Failure::Connect(e) => {
+                CallError::new(ErrorKind::Unreachable, format!("cannot reach {authority}: {e}"))
+            }
+            Failure::Closed(why) => CallError::new(
+                ErrorKind::ConnectionReset,
+                format!("A closed the connection before a complete answer ({why})"),
+            ),
+            Failure::Malformed(_) => CallError::new(ErrorKind::BadResponse, failure.to_string()),
+        };
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err.as_ref());
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            let kind = match io.kind() {
+                io::ErrorKind::ConnectionRefused => ErrorKind::ConnectionRefused,
+                io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::UnexpectedEof => ErrorKind::ConnectionReset,
+                io::ErrorKind::TimedOut => ErrorKind::Timeout,
+                _ => ErrorKind::Unreachable,
+            };
+            return CallError::new(kind, format!("calling {authority}: {io}"));
+        }
+        source = e.source();
+    }
+    CallError::new(ErrorKind::BadResponse, format!("calling {authority}: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn surf_error(e: impl Into<anyhow::Error>) -> surf::Error {
+        surf::Error::new(StatusCode::InternalServerError, e)
+    }
+
+    /// The pool's facts map onto the contract's KINDs and statuses.
+    #[test]
+    fn pool_failures_map_to_kinds() {
+        let refused = Failure::Connect(io::ErrorKind::ConnectionRefused.into());
+        let e = classify(&surf_error(refused), "127.0.0.1:1");
+        assert_eq!((e.kind, e.http_status), (ErrorKind::ConnectionRefused, 503));
+        assert_eq!(e.detail, "nothing listens at 127.0.0.1:1 (connection refused)");
+
+        let no_route = Failure::Connect(io::Error::other("no route"));
+        assert_eq!(classify(&surf_error(no_route), "x").kind, ErrorKind::Unreachable);
+
+        let closed = Failure::Closed("eof".into());
+        let e = classify(&surf_error(closed), "x");
+        assert_eq!((e.kind, e.http_status), (ErrorKind::ConnectionReset, 502));
+
+        let garbage = Failure::Malformed("Unsupported HTTP version".into());
+        let e = classify(&surf_error(garbage), "x");
+        assert_eq!((e.kind, e.http_status), (ErrorKind::BadResponse, 502));
+    }
+
+    /// Errors from elsewhere are classified by their io kind.
+    #[test]
+    fn io_errors_map_to_kinds() {
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(classify(&surf_error(reset), "x").kind, ErrorKind::ConnectionReset);
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(classify(&surf_error(refused), "x").kind, ErrorKind::ConnectionRefused);
+    }
+
+    /// A's non-2xx answer keeps A's status and says when A's faults caused it.
+    #[test]
+    fn upstream_status_keeps_a_status() {
+        let e = upstream_status(StatusCode::ImATeapot, true, br#"{"error":"injected failure"}"#);
+        assert_eq!((e.kind, e.http_status), (ErrorKind::UpstreamStatus, 418));
+        assert!(e.detail.starts_with("A answered 418 I'm a teapot (injected by A's [fault])"), "{}", e.detail);
+    }
+}

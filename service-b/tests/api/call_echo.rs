@@ -1,0 +1,78 @@
+//! The happy path: B returns A's echo of exactly what it was sent.
+
+use testkit::http::{encode, get, get_with};
+
+use crate::{start_a, start_b};
+
+/// `/call-echo?msg=hello` answers A's echo inside B's envelope, and both log it
+/// under one trace id.
+#[test]
+fn echo_through_b() {
+    let a = start_a("");
+    let b = start_b(&a.url, 1000);
+
+    let reply = get(&format!("{}/call-echo?msg=hello", b.url));
+
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body, r#"{"service_a":{"echo":"hello"},"service_b":"ok"}"#);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let b_line = b.wait_line(&["endpoint=/call-echo", "status=ok"]);
+    let trace = testkit::field(&b_line, "trace_id").unwrap();
+    assert_eq!(trace.len(), 32);
+    a.wait_line(&["endpoint=/echo", &format!("trace_id={trace}")]);
+}
+
+/// Whatever `msg` holds reaches A and comes back unchanged.
+#[test]
+fn tricky_messages_round_trip() {
+    let a = start_a("");
+    let b = start_b(&a.url, 1000);
+    let long = "x".repeat(2000);
+    let tricky = [
+        "a&b=c", "#frag", "100%", "1+1=2", "two  spaces", "\"quoted\"", "back\\slash",
+        "line\nbreak\r\ttab", "émoji 🎉 中文", "%41 not decoded twice", "", long.as_str(),
+    ];
+    for msg in tricky {
+        let reply = get(&format!("{}/call-echo?msg={}", b.url, encode(msg)));
+        assert_eq!(reply.status, 200, "{msg:?}: {}", reply.body);
+        assert_eq!(reply.json()["service_a"]["echo"], msg, "{msg:?}");
+    }
+    // `+` in the query is a space, as in a form: B passes on what it decoded.
+    let reply = get(&format!("{}/call-echo?msg=a+b%2Bc", b.url));
+    assert_eq!(reply.json()["service_a"]["echo"], "a b+c");
+}
+
+/// A caller's traceparent is continued by B and then by A.
+#[test]
+fn traceparent_reaches_a() {
+    let a = start_a("");
+    let b = start_b(&a.url, 1000);
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    let reply = get_with(
+        &format!("{}/call-echo?msg=t", b.url),
+        &[("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01"))],
+    );
+
+    assert_eq!(reply.status, 200);
+    b.wait_line(&["endpoint=/call-echo", &format!("trace_id={trace}")]);
+    a.wait_line(&["endpoint=/echo", &format!("trace_id={trace}")]);
+}
+
+/// B's own endpoints: health always, ready when A is, JSON errors for the rest.
+#[test]
+fn health_ready_and_client_errors() {
+    let a = start_a("");
+    let b = start_b(&a.url, 1000);
+
+    assert_eq!(get(&format!("{}/health", b.url)).body, r#"{"status":"ok"}"#);
+    let ready = get(&format!("{}/ready", b.url));
+    assert_eq!((ready.status, ready.body.as_str()), (200, r#"{"status":"ok","service_a":"ok"}"#));
+    let missing = get(&format!("{}/nope", b.url));
+    assert_eq!((missing.status, missing.body.as_str()), (404, r#"{"error":"not found"}"#));
+    let post = testkit::http::request("POST", &format!("{}/call-echo", b.url), &[("content-length", "0")]);
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    let bad = get(&format!("{}/call-echo?msg=%FF", b.url));
+    assert_eq!(bad.status, 400);
+}

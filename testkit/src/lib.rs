@@ -1,0 +1,302 @@
+//! Test support shared by both services' integration tests.
+//!
+//! # Layout
+//!
+//! - [`Proc`]: a real service binary, started on a free port with a temporary
+//!   config, its log lines collected, waited on by events (never by sleeps).
+//! - [`http`]: a tiny blocking HTTP/1.1 client that also sends raw bytes.
+//! - [`fake`]: a fake A that misbehaves the ways a real peer can.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms)]
+
+pub mod fake;
+pub mod http;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for any one event before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A built binary of this workspace, next to the test executable's `deps/` folder.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run the whole suite with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// Log lines a service printed so far, and a way to wait for the next.
+#[derive(Debug, Default)]
+struct Lines {
+    lines: Mutex<Vec<String>>,
+    grew: Condvar,
+}
+
+impl Lines {
+    fn push(&self, line: String) {
+        self.lines.lock().unwrap().push(line);
+        self.grew.notify_all();
+    }
+
+    /// Waits until some line (from index `from`) matches; returns it.
+    fn wait(&self, from: usize, matches: &dyn Fn(&str) -> bool, patience: Duration) -> Option<String> {
+        let deadline = Instant::now() + patience;
+        let mut lines = self.lines.lock().unwrap();
+        loop {
+            if let Some(found) = lines.iter().skip(from).find(|l| matches(l)) {
+                return Some(found.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            lines = self.grew.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+}
+
+/// A running service process. Killed when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, from the start line.
+    pub url: String,
+    stdout: Arc<Lines>,
+    stderr: Arc<Mutex<String>>,
+    /// The config file the service reads (edit it to test reloads).
+    pub config: PathBuf,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+/// A service that exited before its start line.
+#[derive(Debug)]
+pub struct Exited {
+    /// The exit code.
+    pub code: Option<i32>,
+    /// What it printed on stderr.
+    pub stderr: String,
+}
+
+/// How to start a service.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    binary: PathBuf,
+    config: String,
+    env: Vec<(String, String)>,
+    dir: Option<Arc<tempfile::TempDir>>,
+}
+
+impl Launch {
+    /// `binary` with `config` as its TOML file; the caller chooses the port (usually 0).
+    pub fn new(binary: impl Into<PathBuf>, config: &str) -> Self {
+        Self {
+            binary: binary.into(),
+            config: config.to_owned(),
+            env: Vec::new(),
+            dir: None,
+        }
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts it and waits for the start line; panics with stderr if it exits instead.
+    pub fn start(self) -> Proc {
+        match self.try_start() {
+            Ok(p) => p,
+            Err(e) => panic!("service exited with {:?}: {}", e.code, e.stderr),
+        }
+    }
+
+    /// Starts it; `Err` if it exits before printing its start line.
+    pub fn try_start(self) -> Result<Proc, Exited> {
+        let dir = self
+            .dir
+            .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
+        let config = dir.path().join("service.toml");
+        std::fs::write(&config, &self.config).expect("write config");
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--config")
+            .arg(&config)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn service");
+
+        let stdout = Arc::new(Lines::default());
+        let out = child.stdout.take().expect("stdout");
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("TEST_LOG").is_some() {
+                    eprintln!("{line}");
+                }
+                sink.push(line);
+            }
+            sink.push("<eof>".to_owned());
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err = child.stderr.take().expect("stderr");
+        let err_sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(err).read_to_string(&mut text);
+            err_sink.lock().unwrap().push_str(&text);
+        });
+
+        let start = stdout.wait(0, &|l| l.contains("event=start") || l == "<eof>", PATIENCE);
+        match start {
+            Some(line) if line.contains("event=start") => {
+                let url = field(&line, "url").expect("start line has url=");
+                Ok(Proc {
+                    child,
+                    url,
+                    stdout,
+                    stderr,
+                    config,
+                    _dir: dir,
+                })
+            }
+            _ => {
+                let status = child.wait().expect("wait");
+                // stderr's reader ends with the process; give it a moment to drain.
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while stderr.lock().unwrap().is_empty() && Instant::now() < deadline {
+                    std::thread::yield_now();
+                }
+                let text = stderr.lock().unwrap().clone();
+                Err(Exited {
+                    code: status.code(),
+                    stderr: text,
+                })
+            }
+        }
+    }
+}
+
+impl Proc {
+    /// `host:port` of the service.
+    pub fn authority(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// The port the service listens on.
+    pub fn port(&self) -> u16 {
+        self.authority()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in url")
+    }
+
+    /// Every stdout line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.stdout.lines.lock().unwrap().clone()
+    }
+
+    /// How many lines so far: pass to [`Proc::wait_line_after`] to see only new ones.
+    pub fn line_count(&self) -> usize {
+        self.stdout.lines.lock().unwrap().len()
+    }
+
+    /// Waits for a line containing every one of `parts`; panics after [`PATIENCE`].
+    pub fn wait_line(&self, parts: &[&str]) -> String {
+        self.wait_line_after(0, parts)
+    }
+
+    /// Like [`Proc::wait_line`], considering only lines from index `from` on.
+    pub fn wait_line_after(&self, from: usize, parts: &[&str]) -> String {
+        self.stdout
+            .wait(from, &|l| parts.iter().all(|p| l.contains(p)), PATIENCE)
+            .unwrap_or_else(|| panic!("no line with {parts:?} in {:#?}", self.lines()))
+    }
+
+    /// Rewrites the config file in place (the service may reload it).
+    pub fn write_config(&self, toml: &str) {
+        std::fs::write(&self.config, toml).expect("rewrite config");
+    }
+
+    /// Sends SIGTERM (`kill -TERM`).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, up to [`PATIENCE`].
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "service did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Kills the process at once (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// What the service printed on stderr.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// A launch in the same temporary folder, e.g. to restart on the same port.
+    pub fn relaunch(&self, binary: impl Into<PathBuf>, config: &str) -> Launch {
+        Launch {
+            dir: Some(self._dir.clone()),
+            ..Launch::new(binary, config)
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The value of `key=` in a logfmt line (bare or quoted, quotes kept unescaped).
+pub fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
+    let rest = &line[start..];
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = quoted.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => out.push(chars.next()?),
+                '"' => return Some(out),
+                c => out.push(c),
+            }
+        }
+        None
+    } else {
+        Some(rest.split(' ').next().unwrap_or("").to_owned())
+    }
+}

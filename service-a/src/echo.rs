@@ -30,12 +30,9 @@ impl App {
     }
 }
 
-/// What became of a request, for its log line.
-enum Outcome {
-    Answered(Response),
-    /// The `drop` fault: the connection is closed without an answer.
-    Dropped,
-}
+/// What became of a request: an answer, or `None` for the `drop` fault
+/// (the connection is closed without an answer).
+type Outcome = Option<Response>;
 
 /// Answers one request and logs it. `Err` only for a `drop` fault: async-h1 then
 /// closes the connection without writing anything.
@@ -46,18 +43,21 @@ pub async fn handle(app: Arc<App>, req: Request) -> http_types::Result<Response>
 
     let path = req.url().path().to_owned();
     let (outcome, plan) = match path.as_str() {
-        "/health" => (answer(allow_get(req.method()).map(|()| http::health())), None),
+        "/health" => (
+            answer(allow_get(req.method()).map(|()| http::health())),
+            None,
+        ),
         "/echo" => match allow_get(req.method()) {
             Ok(()) => echo(&app, &req).await,
-            Err(e) => (Outcome::Answered(e.into_response()), None),
+            Err(e) => (Some(e.into_response()), None),
         },
-        _ => (Outcome::Answered(ApiError::not_found().into_response()), None),
+        _ => (Some(ApiError::not_found().into_response()), None),
     };
 
     let (status, http_status) = match &outcome {
-        Outcome::Answered(res) if res.status().is_success() => ("ok", u16::from(res.status())),
-        Outcome::Answered(res) => ("error", u16::from(res.status())),
-        Outcome::Dropped => ("dropped", 0),
+        Some(res) if res.status().is_success() => ("ok", u16::from(res.status())),
+        Some(res) => ("error", u16::from(res.status())),
+        None => ("dropped", 0),
     };
     Line::new("A")
         .str("endpoint", &path)
@@ -69,8 +69,8 @@ pub async fn handle(app: Arc<App>, req: Request) -> http_types::Result<Response>
         .emit();
 
     match outcome {
-        Outcome::Answered(res) => Ok(res),
-        Outcome::Dropped => Err(http_types::Error::from_str(
+        Some(res) => Ok(res),
+        None => Err(http_types::Error::from_str(
             StatusCode::InternalServerError,
             "injected drop",
         )),
@@ -78,7 +78,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> http_types::Result<Response>
 }
 
 fn answer(result: Result<Response, ApiError>) -> Outcome {
-    Outcome::Answered(result.unwrap_or_else(ApiError::into_response))
+    Some(result.unwrap_or_else(ApiError::into_response))
 }
 
 /// `/echo?msg=...`: the faults of this request, then the echo.
@@ -96,7 +96,7 @@ async fn echo(app: &App, req: &Request) -> (Outcome, Option<Plan>) {
         Timer::after(plan.delay).await;
     }
     if plan.drop {
-        return (Outcome::Dropped, Some(plan));
+        return (None, Some(plan));
     }
     let mut res = match plan.fail {
         Some(status) => injected_failure(status),
@@ -112,7 +112,7 @@ async fn echo(app: &App, req: &Request) -> (Outcome, Option<Plan>) {
     if let Some(injected) = plan.injected() {
         res.insert_header(HEADER_INJECTED, injected);
     }
-    (Outcome::Answered(res), Some(plan))
+    (Some(res), Some(plan))
 }
 
 #[derive(Serialize)]

@@ -101,7 +101,10 @@ impl FaultSettings {
             .num("body_delay_ms", self.body_delay_ms)
             .num("probability", self.probability)
             .num("fail_first", self.fail_first)
-            .str("seed", &self.seed.map_or("none".to_owned(), |s| s.to_string()))
+            .str(
+                "seed",
+                &self.seed.map_or("none".to_owned(), |s| s.to_string()),
+            )
             .num("allow_headers", self.allow_headers)
     }
 
@@ -146,14 +149,14 @@ impl Faults {
 
     /// Decides what happens to one `/echo` request: the file's faults, then its headers.
     pub fn plan(&self, req: &Request) -> Result<Plan, ApiError> {
-        let mut plan = self.from_settings();
+        let mut plan = self.draw();
         if self.settings.allow_headers {
             plan.apply_headers(req)?;
         }
         Ok(plan)
     }
 
-    fn from_settings(&self) -> Plan {
+    fn draw(&self) -> Plan {
         let s = &self.settings;
         if s.is_inert() {
             return Plan::default();
@@ -384,7 +387,10 @@ mod tests {
         assert_eq!(plan.log_label().as_deref(), Some("delay,drop"));
 
         req.insert_header(HEADER_STATUS, "200");
-        assert_eq!(faults.plan(&req).unwrap_err().status, StatusCode::BadRequest);
+        assert_eq!(
+            faults.plan(&req).unwrap_err().status,
+            StatusCode::BadRequest
+        );
 
         let off = Faults::new(FaultSettings {
             allow_headers: false,
@@ -401,12 +407,18 @@ mod tests {
             probability: 1.5,
             ..FaultSettings::default()
         });
-        assert_eq!((p.key, p.value.as_str(), p.expected.as_str()), ("fault.probability", "1.5", "0.0..=1.0"));
+        assert_eq!(
+            (p.key, p.value.as_str(), p.expected.as_str()),
+            ("fault.probability", "1.5", "0.0..=1.0")
+        );
         let s = bad(FaultSettings {
             fail_status: 200,
             ..FaultSettings::default()
         });
-        assert_eq!((s.key, s.expected.as_str()), ("fault.fail_status", "400..=599"));
+        assert_eq!(
+            (s.key, s.expected.as_str()),
+            ("fault.fail_status", "400..=599")
+        );
         let nan = bad(FaultSettings {
             probability: f64::NAN,
             ..FaultSettings::default()

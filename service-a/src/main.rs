@@ -35,7 +35,12 @@ fn main() {
     let (source, loaded) = SERVICE.load::<Settings>();
     let app = Arc::new(App::new(Faults::new(loaded.settings.fault.clone())));
     EXECUTOR
-        .spawn(reload::watch(source.clone(), app.clone(), loaded.settings.clone()))
+        .spawn(reload::watch(
+            source.clone(),
+            app.clone(),
+            loaded.settings.clone(),
+            loaded.raw.clone(),
+        ))
         .detach();
     SERVICE.serve(&source, &loaded, move |req| echo::handle(app.clone(), req));
 }

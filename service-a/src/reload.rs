@@ -21,9 +21,14 @@ use crate::fault::Faults;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Watches `source` forever, swapping `app`'s faults on every good edit.
-/// `running` is what A started with: a changed `[server]` needs a restart.
-pub async fn watch(source: ConfigSource, app: Arc<App>, running: Settings) {
-    let mut last = smol::fs::read(&source.path).await.ok();
+/// `running` is what A started with (a changed `[server]` needs a restart), and
+/// `last` the file's bytes it was loaded from.
+pub async fn watch(
+    source: ConfigSource,
+    app: Arc<App>,
+    running: Settings,
+    mut last: Option<Vec<u8>>,
+) {
     let mut said_missing = false;
     loop {
         Timer::after(POLL_INTERVAL).await;

@@ -72,7 +72,14 @@ pub async fn handle(app: Arc<App>, req: Request) -> http_types::Result<Response>
     let line = Line::new("B").str("endpoint", &path);
     let line = match &failure {
         None => line
-            .str("status", if res.status().is_success() { "ok" } else { "error" })
+            .str(
+                "status",
+                if res.status().is_success() {
+                    "ok"
+                } else {
+                    "error"
+                },
+            )
             .num("http_status", u16::from(res.status())),
         Some(e) => line
             .str("status", "error")

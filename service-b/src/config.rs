@@ -88,7 +88,13 @@ mod tests {
     fn upstream_url_must_be_http() {
         assert!(with_url("http://127.0.0.1:8080").validate().is_ok());
         assert!(with_url("http://[::1]:8080/").validate().is_ok());
-        for bad in ["https://127.0.0.1", "127.0.0.1:8080", "ftp://x", "http://", "http://a/?q=1"] {
+        for bad in [
+            "https://127.0.0.1",
+            "127.0.0.1:8080",
+            "ftp://x",
+            "http://",
+            "http://a/?q=1",
+        ] {
             let err = with_url(bad).validate().unwrap_err();
             assert_eq!(err.key, "upstream.url", "{bad}");
         }
@@ -100,6 +106,9 @@ mod tests {
         let mut s = Settings::default();
         s.upstream.timeout_ms = 0;
         let err = s.validate().unwrap_err();
-        assert_eq!((err.key, err.expected.as_str()), ("upstream.timeout_ms", "1..=600000"));
+        assert_eq!(
+            (err.key, err.expected.as_str()),
+            ("upstream.timeout_ms", "1..=600000")
+        );
     }
 }

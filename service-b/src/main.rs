@@ -37,5 +37,7 @@ fn main() {
     let upstream = Upstream::new(&loaded.settings.upstream)
         .unwrap_or_else(|e| exit_with(SERVICE.binary, EXIT_BAD_CONFIG, e));
     let app = Arc::new(App { upstream });
-    SERVICE.serve(&source, &loaded, move |req| call_echo::handle(app.clone(), req));
+    SERVICE.serve(&source, &loaded, move |req| {
+        call_echo::handle(app.clone(), req)
+    });
 }

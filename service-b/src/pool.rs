@@ -16,7 +16,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -65,7 +65,6 @@ pub struct Pool {
     /// The address when `upstream.url` names an IP: no lookup per call.
     addr: Option<SocketAddr>,
     idle: Mutex<Vec<Conn>>,
-    opened: AtomicUsize,
     config: Config,
 }
 
@@ -81,14 +80,8 @@ impl Pool {
             authority: format!("{host}:{port}"),
             addr,
             idle: Mutex::new(Vec::new()),
-            opened: AtomicUsize::new(0),
             config: Config::new(),
         }
-    }
-
-    /// Connections opened so far (reuse keeps this low).
-    pub fn opened(&self) -> usize {
-        self.opened.load(Ordering::Relaxed)
     }
 
     /// A live idle connection, if there is one; dead ones are discarded on the way.
@@ -118,7 +111,6 @@ impl Pool {
             .map_err(Failure::Connect)?;
         // Without it, http-client's default, each request waits on Nagle.
         let _ = stream.get_ref().set_nodelay(true);
-        self.opened.fetch_add(1, Ordering::Relaxed);
         Ok(Conn {
             io: Arc::new(stream),
             eof: Arc::new(AtomicBool::new(false)),
@@ -182,7 +174,9 @@ async fn exchange(conn: Conn, req: Request) -> Result<(Response, bool), Failure>
         )));
     }
     if declared.is_some_and(|len| len != bytes.len()) {
-        return Err(Failure::Closed("body shorter than its Content-Length".into()));
+        return Err(Failure::Closed(
+            "body shorter than its Content-Length".into(),
+        ));
     }
     res.set_body(Body::from_bytes(bytes));
     Ok((res, framed && !close))
@@ -244,7 +238,11 @@ impl AsyncRead for Conn {
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut &*self.io).poll_write(cx, buf)
     }
 

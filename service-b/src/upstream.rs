@@ -78,7 +78,9 @@ impl CallError {
         let http_status = match kind {
             ErrorKind::Timeout => 504,
             ErrorKind::ConnectionReset | ErrorKind::BadResponse => 502,
-            ErrorKind::ConnectionRefused | ErrorKind::Unreachable | ErrorKind::UpstreamStatus => 503,
+            ErrorKind::ConnectionRefused | ErrorKind::Unreachable | ErrorKind::UpstreamStatus => {
+                503
+            }
         };
         Self {
             kind,
@@ -175,9 +177,16 @@ impl Upstream {
                 req = req.header(name.as_str(), value.as_str());
             }
             let mut res = req.await.map_err(|e| classify(&e, &self.authority))?;
-            let body = res.body_bytes().await.map_err(|e| classify(&e, &self.authority))?;
+            let body = res
+                .body_bytes()
+                .await
+                .map_err(|e| classify(&e, &self.authority))?;
             if !res.status().is_success() {
-                return Err(upstream_status(res.status(), res.header("x-fault-injected").is_some(), &body));
+                return Err(upstream_status(
+                    res.status(),
+                    res.header("x-fault-injected").is_some(),
+                    &body,
+                ));
             }
             Ok(body)
         };
@@ -199,7 +208,11 @@ impl Upstream {
 fn upstream_status(status: StatusCode, injected: bool, body: &[u8]) -> CallError {
     let text = String::from_utf8_lossy(body);
     let snippet: String = text.chars().take(200).collect();
-    let origin = if injected { " (injected by A's [fault])" } else { "" };
+    let origin = if injected {
+        " (injected by A's [fault])"
+    } else {
+        ""
+    };
     let mut err = CallError::new(
         ErrorKind::UpstreamStatus,
         format!(
@@ -221,9 +234,10 @@ pub fn classify(err: &surf::Error, authority: &str) -> CallError {
                 ErrorKind::ConnectionRefused,
                 format!("nothing listens at {authority} (connection refused)"),
             ),
-            Failure::Connect(e) => {
-                CallError::new(ErrorKind::Unreachable, format!("cannot reach {authority}: {e}"))
-            }
+            Failure::Connect(e) => CallError::new(
+                ErrorKind::Unreachable,
+                format!("cannot reach {authority}: {e}"),
+            ),
             Failure::Closed(why) => CallError::new(
                 ErrorKind::ConnectionReset,
                 format!("A closed the connection before a complete answer ({why})"),
@@ -247,7 +261,10 @@ pub fn classify(err: &surf::Error, authority: &str) -> CallError {
         }
         source = e.source();
     }
-    CallError::new(ErrorKind::BadResponse, format!("calling {authority}: {err}"))
+    CallError::new(
+        ErrorKind::BadResponse,
+        format!("calling {authority}: {err}"),
+    )
 }
 
 #[cfg(test)]
@@ -264,10 +281,16 @@ mod tests {
         let refused = Failure::Connect(io::ErrorKind::ConnectionRefused.into());
         let e = classify(&surf_error(refused), "127.0.0.1:1");
         assert_eq!((e.kind, e.http_status), (ErrorKind::ConnectionRefused, 503));
-        assert_eq!(e.detail, "nothing listens at 127.0.0.1:1 (connection refused)");
+        assert_eq!(
+            e.detail,
+            "nothing listens at 127.0.0.1:1 (connection refused)"
+        );
 
         let no_route = Failure::Connect(io::Error::other("no route"));
-        assert_eq!(classify(&surf_error(no_route), "x").kind, ErrorKind::Unreachable);
+        assert_eq!(
+            classify(&surf_error(no_route), "x").kind,
+            ErrorKind::Unreachable
+        );
 
         let closed = Failure::Closed("eof".into());
         let e = classify(&surf_error(closed), "x");
@@ -282,16 +305,31 @@ mod tests {
     #[test]
     fn io_errors_map_to_kinds() {
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
-        assert_eq!(classify(&surf_error(reset), "x").kind, ErrorKind::ConnectionReset);
+        assert_eq!(
+            classify(&surf_error(reset), "x").kind,
+            ErrorKind::ConnectionReset
+        );
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(classify(&surf_error(refused), "x").kind, ErrorKind::ConnectionRefused);
+        assert_eq!(
+            classify(&surf_error(refused), "x").kind,
+            ErrorKind::ConnectionRefused
+        );
     }
 
     /// A's non-2xx answer keeps A's status and says when A's faults caused it.
     #[test]
     fn upstream_status_keeps_a_status() {
-        let e = upstream_status(StatusCode::ImATeapot, true, br#"{"error":"injected failure"}"#);
+        let e = upstream_status(
+            StatusCode::ImATeapot,
+            true,
+            br#"{"error":"injected failure"}"#,
+        );
         assert_eq!((e.kind, e.http_status), (ErrorKind::UpstreamStatus, 418));
-        assert!(e.detail.starts_with("A answered 418 I'm a teapot (injected by A's [fault])"), "{}", e.detail);
+        assert!(
+            e.detail
+                .starts_with("A answered 418 I'm a teapot (injected by A's [fault])"),
+            "{}",
+            e.detail
+        );
     }
 }

@@ -58,7 +58,11 @@ impl Invalid {
 
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} = {}, expected {}", self.key, self.value, self.expected)
+        write!(
+            f,
+            "{} = {}, expected {}",
+            self.key, self.value, self.expected
+        )
     }
 }
 
@@ -82,6 +86,9 @@ pub struct Loaded<T> {
     pub settings: T,
     /// False when the default file was missing and built-in defaults were used.
     pub file_found: bool,
+    /// The file's bytes, read just before parsing: a watcher compares against
+    /// them, so an edit made right after start is not missed.
+    pub raw: Option<Vec<u8>>,
 }
 
 /// A config the service will not run with; its `Display` is the whole message.
@@ -99,13 +106,23 @@ impl std::error::Error for ConfigError {}
 impl ConfigSource {
     /// Loads defaults, then the file, then env; rejects unknown keys and bad values.
     pub fn load<T: Settings>(&self) -> Result<Loaded<T>, ConfigError> {
-        let file_found = self.path.is_file();
-        if self.explicit && !file_found {
-            return Err(ConfigError(format!(
-                "{}: no such file (given with --config)",
-                self.path.display()
-            )));
-        }
+        let raw = match std::fs::read(&self.path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.explicit => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError(format!(
+                    "{}: no such file (given with --config)",
+                    self.path.display()
+                )))
+            }
+            Err(e) => {
+                return Err(ConfigError(format!(
+                    "{}: cannot read: {e}",
+                    self.path.display()
+                )))
+            }
+        };
+        let file_found = raw.is_some();
         let mut figment = Figment::from(Serialized::defaults(T::default()));
         if file_found {
             figment = figment.merge(Toml::file_exact(&self.path));
@@ -122,6 +139,7 @@ impl ConfigSource {
         Ok(Loaded {
             settings,
             file_found,
+            raw,
         })
     }
 
@@ -130,7 +148,10 @@ impl ConfigSource {
         if file_found {
             self.path.display().to_string()
         } else {
-            format!("none ({} not found, built-in defaults)", self.path.display())
+            format!(
+                "none ({} not found, built-in defaults)",
+                self.path.display()
+            )
         }
     }
 
@@ -158,15 +179,33 @@ impl ConfigSource {
                     Some(md) => self.origin(md, &key),
                     None => self.path.display().to_string(),
                 };
+                let reason = one_line(&e.kind.to_string());
                 if key.is_empty() {
-                    format!("{origin}: {}", e.kind)
+                    format!("{origin}: {reason}")
                 } else {
-                    format!("{origin}: {key}: {}", e.kind)
+                    format!("{origin}: {key}: {reason}")
                 }
             })
             .collect();
         ConfigError(lines.join("\n"))
     }
+}
+
+/// The TOML parser's message without its source excerpt, on one line:
+/// `TOML parse error at line 1, column 7; invalid table header; expected ...`.
+fn one_line(message: &str) -> String {
+    let excerpt = |l: &str| {
+        l.starts_with(' ')
+            || l.starts_with('|')
+            || l.split_once(" |")
+                .is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok())
+    };
+    message
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && !excerpt(l))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// figment makes file paths absolute; users typed them relative to the working dir.
@@ -222,9 +261,21 @@ impl ServerSettings {
         }
         Invalid::check_range("server.port", self.port, 0..=65535)?;
         Invalid::check_range("server.threads", self.threads, 0..=256)?;
-        Invalid::check_range("server.shutdown_grace_ms", self.shutdown_grace_ms, 0..=600_000)?;
-        Invalid::check_range("server.header_timeout_ms", self.header_timeout_ms, 1..=600_000)?;
-        Invalid::check_range("server.max_connections", self.max_connections, 1..=1_000_000)?;
+        Invalid::check_range(
+            "server.shutdown_grace_ms",
+            self.shutdown_grace_ms,
+            0..=600_000,
+        )?;
+        Invalid::check_range(
+            "server.header_timeout_ms",
+            self.header_timeout_ms,
+            1..=600_000,
+        )?;
+        Invalid::check_range(
+            "server.max_connections",
+            self.max_connections,
+            1..=1_000_000,
+        )?;
         Ok(())
     }
 
@@ -254,6 +305,8 @@ impl ServerSettings {
 }
 
 #[cfg(test)]
+// figment's Jail closures return its (large) error type; that is its API.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -330,7 +383,10 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file("demo.toml", "[server]\nprot = 1\n")?;
             let err = source("demo.toml", true).load::<Demo>().unwrap_err();
-            assert!(err.0.starts_with("demo.toml: server.prot: unknown field"), "{err}");
+            assert!(
+                err.0.starts_with("demo.toml: server.prot: unknown field"),
+                "{err}"
+            );
             jail.create_file("demo.toml", "[server]\nport = 65536\n")?;
             let err = source("demo.toml", true).load::<Demo>().unwrap_err();
             assert_eq!(err.0, "demo.toml: server.port = 65536, expected 0..=65535");

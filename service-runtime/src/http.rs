@@ -69,9 +69,12 @@ impl ApiError {
         struct Body<'a> {
             error: &'a str,
         }
-        let mut res = json(self.status, &Body {
-            error: &self.message,
-        });
+        let mut res = json(
+            self.status,
+            &Body {
+                error: &self.message,
+            },
+        );
         if self.status == StatusCode::MethodNotAllowed {
             res.insert_header("Allow", ALLOW);
         }
@@ -135,11 +138,20 @@ mod tests {
     #[test]
     fn query_decoding_matches_flask() {
         let q = |s| query_param(Some(s), "msg");
-        assert_eq!(q("msg=a%20b+c%26d%C3%A9").unwrap().as_deref(), Some("a b c&dé"));
-        assert_eq!(q("x=1&msg=first&msg=second").unwrap().as_deref(), Some("first"));
+        assert_eq!(
+            q("msg=a%20b+c%26d%C3%A9").unwrap().as_deref(),
+            Some("a b c&dé")
+        );
+        assert_eq!(
+            q("x=1&msg=first&msg=second").unwrap().as_deref(),
+            Some("first")
+        );
         assert_eq!(q("msg").unwrap().as_deref(), Some(""));
         assert_eq!(q("msg=").unwrap().as_deref(), Some(""));
-        assert_eq!(q("m%73g=encoded+key").unwrap().as_deref(), Some("encoded key"));
+        assert_eq!(
+            q("m%73g=encoded+key").unwrap().as_deref(),
+            Some("encoded key")
+        );
         assert_eq!(q("msg=100%").unwrap().as_deref(), Some("100%"));
         assert_eq!(q("msg=a=b").unwrap().as_deref(), Some("a=b"));
         assert_eq!(q("other=1").unwrap(), None);

@@ -48,7 +48,10 @@ mod tests {
             TRACEPARENT,
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         );
-        assert_eq!(trace_id(&incoming(&req)), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            trace_id(&incoming(&req)),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
 
         req.insert_header(TRACEPARENT, "garbage");
         let fresh = trace_id(&incoming(&req));

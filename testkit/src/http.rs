@@ -61,7 +61,8 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Reply {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    let mut head =
+        format!("{method} {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -109,8 +110,55 @@ pub fn parse(bytes: &[u8], elapsed: Duration) -> Reply {
 pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             b => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// One keep-alive connection, for requests that must share it.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    authority: String,
+}
+
+impl Conn {
+    /// Connects to `host:port`.
+    pub fn open(authority: &str) -> Self {
+        let stream = TcpStream::connect(authority).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        Self {
+            stream,
+            authority: authority.to_owned(),
+        }
+    }
+
+    /// `GET target` on this connection; reads exactly one answer (by Content-Length).
+    pub fn get(&mut self, target: &str) -> Reply {
+        let started = Instant::now();
+        let head = format!("GET {target} HTTP/1.1\r\nHost: {}\r\n\r\n", self.authority);
+        self.stream.write_all(head.as_bytes()).expect("write");
+        let mut bytes = Vec::new();
+        let mut byte = [0u8; 1];
+        while !bytes.ends_with(b"\r\n\r\n") {
+            let n = self.stream.read(&mut byte).expect("read head");
+            assert!(
+                n == 1,
+                "closed mid-head: {:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+            bytes.push(byte[0]);
+        }
+        let len = parse(&bytes, started.elapsed())
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+            .expect("content-length");
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).expect("read body");
+        bytes.extend_from_slice(&body);
+        parse(&bytes, started.elapsed())
+    }
 }

@@ -52,7 +52,12 @@ impl Lines {
     }
 
     /// Waits until some line (from index `from`) matches; returns it.
-    fn wait(&self, from: usize, matches: &dyn Fn(&str) -> bool, patience: Duration) -> Option<String> {
+    fn wait(
+        &self,
+        from: usize,
+        matches: &dyn Fn(&str) -> bool,
+        patience: Duration,
+    ) -> Option<String> {
         let deadline = Instant::now() + patience;
         let mut lines = self.lines.lock().unwrap();
         loop {

@@ -14,7 +14,10 @@ fn echo_through_b() {
     let reply = get(&format!("{}/call-echo?msg=hello", b.url));
 
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(reply.body, r#"{"service_a":{"echo":"hello"},"service_b":"ok"}"#);
+    assert_eq!(
+        reply.body,
+        r#"{"service_a":{"echo":"hello"},"service_b":"ok"}"#
+    );
     assert_eq!(reply.header("content-type"), Some("application/json"));
     let b_line = b.wait_line(&["endpoint=/call-echo", "status=ok"]);
     let trace = testkit::field(&b_line, "trace_id").unwrap();
@@ -29,8 +32,18 @@ fn tricky_messages_round_trip() {
     let b = start_b(&a.url, 1000);
     let long = "x".repeat(2000);
     let tricky = [
-        "a&b=c", "#frag", "100%", "1+1=2", "two  spaces", "\"quoted\"", "back\\slash",
-        "line\nbreak\r\ttab", "émoji 🎉 中文", "%41 not decoded twice", "", long.as_str(),
+        "a&b=c",
+        "#frag",
+        "100%",
+        "1+1=2",
+        "two  spaces",
+        "\"quoted\"",
+        "back\\slash",
+        "line\nbreak\r\ttab",
+        "émoji 🎉 中文",
+        "%41 not decoded twice",
+        "",
+        long.as_str(),
     ];
     for msg in tricky {
         let reply = get(&format!("{}/call-echo?msg={}", b.url, encode(msg)));
@@ -67,10 +80,20 @@ fn health_ready_and_client_errors() {
 
     assert_eq!(get(&format!("{}/health", b.url)).body, r#"{"status":"ok"}"#);
     let ready = get(&format!("{}/ready", b.url));
-    assert_eq!((ready.status, ready.body.as_str()), (200, r#"{"status":"ok","service_a":"ok"}"#));
+    assert_eq!(
+        (ready.status, ready.body.as_str()),
+        (200, r#"{"status":"ok","service_a":"ok"}"#)
+    );
     let missing = get(&format!("{}/nope", b.url));
-    assert_eq!((missing.status, missing.body.as_str()), (404, r#"{"error":"not found"}"#));
-    let post = testkit::http::request("POST", &format!("{}/call-echo", b.url), &[("content-length", "0")]);
+    assert_eq!(
+        (missing.status, missing.body.as_str()),
+        (404, r#"{"error":"not found"}"#)
+    );
+    let post = testkit::http::request(
+        "POST",
+        &format!("{}/call-echo", b.url),
+        &[("content-length", "0")],
+    );
     assert_eq!(post.status, 405);
     assert_eq!(post.header("allow"), Some("GET, HEAD"));
     let bad = get(&format!("{}/call-echo?msg=%FF", b.url));

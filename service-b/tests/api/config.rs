@@ -24,7 +24,10 @@ fn bad_upstream_settings_exit_2() {
     let cases = [
         ("url = \"https://127.0.0.1:8080\"", "upstream.url"),
         ("url = \"127.0.0.1:8080\"", "upstream.url"),
-        ("timeout_ms = 0", "upstream.timeout_ms = 0, expected 1..=600000"),
+        (
+            "timeout_ms = 0",
+            "upstream.timeout_ms = 0, expected 1..=600000",
+        ),
         ("retry = 3", "upstream.retry: unknown field"),
     ];
     for (line, expected) in cases {
@@ -33,7 +36,15 @@ fn bad_upstream_settings_exit_2() {
             .try_start()
             .expect_err(line);
         assert_eq!(exited.code, Some(2), "{line}");
-        assert!(exited.stderr.contains("service.toml: "), "{}", exited.stderr);
-        assert!(exited.stderr.contains(expected), "{line}: {}", exited.stderr);
+        assert!(
+            exited.stderr.contains("service.toml: "),
+            "{}",
+            exited.stderr
+        );
+        assert!(
+            exited.stderr.contains(expected),
+            "{line}: {}",
+            exited.stderr
+        );
     }
 }

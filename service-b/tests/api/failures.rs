@@ -47,11 +47,18 @@ fn a_stopped_is_connection_refused_fast() {
     let reply = call(&b);
 
     assert_failure(&reply, "connection_refused", 503);
-    assert!(reply.elapsed < Duration::from_millis(100), "{:?}", reply.elapsed);
+    assert!(
+        reply.elapsed < Duration::from_millis(100),
+        "{:?}",
+        reply.elapsed
+    );
     assert_eq!(get(&format!("{}/health", b.url)).status, 200);
     let ready = get(&format!("{}/ready", b.url));
     assert_eq!(ready.status, 503);
-    assert_eq!(ready.body, r#"{"status":"degraded","service_a":"unavailable","error":"connection_refused"}"#);
+    assert_eq!(
+        ready.body,
+        r#"{"status":"degraded","service_a":"unavailable","error":"connection_refused"}"#
+    );
     let line = b.wait_line(&["endpoint=/call-echo", "error=connection_refused"]);
     assert!(line.contains("status=error http_status=503"), "{line}");
 }
@@ -73,10 +80,16 @@ fn slow_a_is_a_timeout_on_time() {
 
     assert_failure(&reply, "timeout", 504);
     assert_on_time(&reply);
-    assert_eq!(reply.str("detail"), format!("no complete answer from A within {TIMEOUT_MS} ms"));
+    assert_eq!(
+        reply.str("detail"),
+        format!("no complete answer from A within {TIMEOUT_MS} ms")
+    );
     let line = b.wait_line(&["error=timeout"]);
     assert!(line.contains("status=error http_status=504"), "{line}");
-    let latency: u64 = testkit::field(&line, "latency_ms").unwrap().parse().unwrap();
+    let latency: u64 = testkit::field(&line, "latency_ms")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((TIMEOUT_MS..TIMEOUT_MS + 50).contains(&latency), "{line}");
 }
 
@@ -118,8 +131,16 @@ fn header_faults_pass_through_b() {
     let slow = get_with(&url, &[("x-fault-delay-ms", "1000")]);
     assert_failure(&slow, "timeout", 504);
     assert_on_time(&slow);
-    assert_failure(&get_with(&url, &[("x-fault-status", "418")]), "upstream_status", 418);
-    assert_failure(&get_with(&url, &[("x-fault-drop", "1")]), "connection_reset", 502);
+    assert_failure(
+        &get_with(&url, &[("x-fault-status", "418")]),
+        "upstream_status",
+        418,
+    );
+    assert_failure(
+        &get_with(&url, &[("x-fault-drop", "1")]),
+        "connection_reset",
+        502,
+    );
     assert_eq!(get(&url).status, 200);
 }
 
@@ -144,7 +165,11 @@ fn misbehaving_peers_are_classified() {
         if kind == "timeout" {
             assert_on_time(&reply);
         } else {
-            assert!(reply.elapsed < Duration::from_millis(200), "{how:?}: {:?}", reply.elapsed);
+            assert!(
+                reply.elapsed < Duration::from_millis(200),
+                "{how:?}: {:?}",
+                reply.elapsed
+            );
         }
     }
 }

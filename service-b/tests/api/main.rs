@@ -10,7 +10,11 @@ use testkit::{binary, Launch, Proc};
 
 /// A with `fault` as its `[fault]` section, on a free port.
 fn start_a(fault: &str) -> Proc {
-    Launch::new(binary("service-a"), &format!("[server]\nport = 0\n\n[fault]\n{fault}\n")).start()
+    Launch::new(
+        binary("service-a"),
+        &format!("[server]\nport = 0\n\n[fault]\n{fault}\n"),
+    )
+    .start()
 }
 
 /// B config calling `upstream` with `timeout_ms`, on a free port.
@@ -20,5 +24,9 @@ fn b_config(upstream: &str, timeout_ms: u64) -> String {
 
 /// B calling `upstream` with `timeout_ms`.
 fn start_b(upstream: &str, timeout_ms: u64) -> Proc {
-    Launch::new(env!("CARGO_BIN_EXE_service-b"), &b_config(upstream, timeout_ms)).start()
+    Launch::new(
+        env!("CARGO_BIN_EXE_service-b"),
+        &b_config(upstream, timeout_ms),
+    )
+    .start()
 }

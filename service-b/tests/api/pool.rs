@@ -15,7 +15,10 @@ fn a_restarted_behind_b_is_not_an_error() {
     assert_eq!(get(&format!("{}/call-echo?msg=before", b.url)).status, 200);
 
     let port = a.port();
-    let relaunch = a.relaunch(testkit::binary("service-a"), &format!("[server]\nport = {port}\n"));
+    let relaunch = a.relaunch(
+        testkit::binary("service-a"),
+        &format!("[server]\nport = {port}\n"),
+    );
     a.kill();
     let _a2 = Launch::start(relaunch);
 

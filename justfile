@@ -1,0 +1,25 @@
+# The lab's commands. `just` is optional: each recipe says its plain cargo equivalent.
+
+# List the recipes.
+default:
+    @just --list
+
+# Both services in one terminal, logs prefixed; Ctrl+C stops both.  (cargo lab up)
+up:
+    cargo lab up
+
+# Service A alone on 127.0.0.1:8080, as the course runs it.  (cargo run -p service-a)
+run-a:
+    cargo run -p service-a
+
+# Service B alone on 127.0.0.1:8081.  (cargo run -p service-b)
+run-b:
+    cargo run -p service-b
+
+# Every test.  (cargo test --workspace)
+test:
+    cargo test --workspace
+
+# What CI runs: fmt, clippy, every test.  (bash .ci/run)
+ci:
+    bash .ci/run

@@ -1,0 +1,34 @@
+//! The lab's launcher, so a fresh clone needs nothing but cargo.
+//!
+//! # Layout
+//!
+//! - `up`: both services in one terminal, logs prefixed, Ctrl+C stops both.
+//! - `procs`: building the services and running them as child processes.
+
+#![forbid(unsafe_code)]
+#![warn(rust_2018_idioms)]
+
+mod procs;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+/// Run the distributed-systems failure lab.
+#[derive(Debug, Parser)]
+#[command(name = "cargo lab")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start A (8080) and B (8081) with config/*.toml; Ctrl+C stops both.
+    Up,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Up => up::run(),
+    }
+}

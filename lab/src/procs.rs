@@ -1,0 +1,91 @@
+//! Building the services and running them as children whose output is prefixed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Sender;
+use std::thread;
+
+use anyhow::{bail, Context as _};
+
+/// Builds both service binaries in the profile this launcher was built with.
+pub fn build() -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "service-a", "-p", "service-b"]);
+    if release() {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build failed ({status})");
+    }
+    Ok(())
+}
+
+fn release() -> bool {
+    target_dir().ends_with("release")
+}
+
+/// `target/<profile>/`: where this launcher and the services are built.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target/debug"))
+}
+
+/// The path of a service binary next to this launcher.
+pub fn binary(name: &str) -> PathBuf {
+    target_dir().join(name)
+}
+
+/// Starts `binary` with `args` and `env`; each line it prints goes to `lines`
+/// as `(prefix, line)`.
+pub fn spawn(
+    prefix: &'static str,
+    binary: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    lines: Sender<(&'static str, String)>,
+) -> anyhow::Result<Child> {
+    let mut cmd = Command::new(self::binary(binary));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", self::binary(binary).display()))?;
+    if let Some(out) = child.stdout.take() {
+        forward(prefix, out, lines.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        forward(prefix, err, lines);
+    }
+    Ok(child)
+}
+
+fn forward(
+    prefix: &'static str,
+    from: impl Read + Send + 'static,
+    to: Sender<(&'static str, String)>,
+) {
+    thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if to.send((prefix, line)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Asks a child to stop as Ctrl+C would, with SIGTERM.
+pub fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}

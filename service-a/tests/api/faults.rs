@@ -1,0 +1,42 @@
+//! Faults on a real socket: marked answers, per-request decisions on one connection.
+
+use std::time::Duration;
+
+use testkit::http::{get, Conn};
+
+use crate::start_a;
+
+/// Faults are decided per request, even on one keep-alive connection.
+#[test]
+fn keep_alive_does_not_escape_faults() {
+    let a = start_a("fail_first = 1");
+    let mut conn = Conn::open(a.authority());
+    let statuses: Vec<u16> = (0..3).map(|_| conn.get("/echo?msg=k").status).collect();
+    assert_eq!(statuses, [500, 200, 200]);
+}
+
+/// A delayed answer says so, and takes at least the delay.
+#[test]
+fn delay_is_marked() {
+    let a = start_a("delay_ms = 150");
+    let reply = get(&format!("{}/echo?msg=x", a.url));
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-fault-injected"), Some("delay"));
+    assert!(reply.elapsed >= Duration::from_millis(150));
+    a.wait_line(&["endpoint=/echo", "fault=delay"]);
+    // /health is never delayed.
+    assert!(get(&format!("{}/health", a.url)).elapsed < Duration::from_millis(100));
+}
+
+/// `probability` affects about that share of requests.
+#[test]
+fn probability_affects_a_share() {
+    let a = start_a("fail = true\nprobability = 0.3\nseed = 7");
+    let failed = (0..300)
+        .filter(|_| get(&format!("{}/echo?msg=p", a.url)).status == 500)
+        .count();
+    assert!(
+        (50..=130).contains(&failed),
+        "{failed} of 300 failed at p=0.3"
+    );
+}

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use service_runtime::config::{Invalid, ServerSettings};
+use service_runtime::log::LogSettings;
+use service_runtime::trace::TraceSettings;
 
 use crate::fault::FaultSettings;
 
@@ -13,6 +15,10 @@ use crate::fault::FaultSettings;
 pub struct Settings {
     /// Where A listens.
     pub server: ServerSettings,
+    /// How log lines are written.
+    pub log: LogSettings,
+    /// Where spans go.
+    pub trace: TraceSettings,
     /// What A does to `/echo` requests.
     pub fault: FaultSettings,
 }
@@ -21,6 +27,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             server: ServerSettings::on_port(8080),
+            log: LogSettings::default(),
+            trace: TraceSettings::default(),
             fault: FaultSettings::default(),
         }
     }
@@ -34,5 +42,13 @@ impl service_runtime::config::Settings for Settings {
 
     fn server(&self) -> &ServerSettings {
         &self.server
+    }
+
+    fn log(&self) -> &LogSettings {
+        &self.log
+    }
+
+    fn trace(&self) -> &TraceSettings {
+        &self.trace
     }
 }

@@ -1,102 +1,162 @@
-//! A's endpoints: `/health` (never faulted) and `/echo` (faulted as `[fault]` says),
-//! with one log line per request.
+//! A's endpoints: `/health` (never faulted), `/echo` (faulted as `[fault]` says)
+//! and `/metrics`, with one log line per request.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http_types::{Body, Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::Serialize;
+use service_runtime::exchange::{Ending, Exchange};
 use service_runtime::http::{self, allow_get, json, query_param, ApiError};
-use service_runtime::log::Line;
-use service_runtime::trace;
+use service_runtime::metrics::{self, HttpMetrics, Registry};
 use smol::Timer;
 
 use crate::fault::{Faults, Plan, StalledBody, HEADER_INJECTED};
 
-/// A's shared state: the faults in force, swapped whole on each reload.
+/// The header in which a caller says how long it will wait, in ms.
+pub const HEADER_BUDGET: &str = "x-request-timeout-ms";
+
+/// How long past a caller's budget A keeps an injected delay going before it
+/// gives up on the request. The margin lets the caller's own timer fire first,
+/// so the caller reports its `timeout` rather than A's closed connection.
+pub const ABANDON_MARGIN: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FaultLabel {
+    fault: &'static str,
+}
+
+/// A's shared state: the faults in force (swapped whole on each reload) and metrics.
 #[derive(Debug)]
 pub struct App {
     /// Read once per request; replaced by the config watcher.
     pub faults: ArcSwap<Faults>,
+    registry: Registry,
+    http: HttpMetrics,
+    injected: Family<FaultLabel, Counter>,
 }
 
 impl App {
     /// State with `faults` in force.
     pub fn new(faults: Faults) -> Self {
+        let mut registry = Registry::default();
+        let http = HttpMetrics::register(&mut registry);
+        let injected = Family::<FaultLabel, Counter>::default();
+        registry.register(
+            "faults_injected",
+            "Faults injected into /echo requests, by kind (delay, fail, drop, body_delay, abandoned)",
+            injected.clone(),
+        );
         Self {
             faults: ArcSwap::from_pointee(faults),
+            registry,
+            http,
+            injected,
+        }
+    }
+
+    fn count_faults(&self, plan: &Plan) {
+        for fault in plan.kinds() {
+            self.injected.get_or_create(&FaultLabel { fault }).inc();
         }
     }
 }
 
-/// What became of a request: an answer, or `None` for the `drop` fault
-/// (the connection is closed without an answer).
-type Outcome = Option<Response>;
+/// What became of a request.
+enum Outcome {
+    Answered(Box<Response>),
+    /// The `drop` fault: the connection is closed without an answer.
+    Dropped,
+    /// The caller's budget ran out during an injected delay: A stopped waiting.
+    Abandoned,
+}
 
-/// Answers one request and logs it. `Err` only for a `drop` fault: async-h1 then
-/// closes the connection without writing anything.
-pub async fn handle(app: Arc<App>, req: Request) -> http_types::Result<Response> {
-    let started = Instant::now();
-    let trace = trace::incoming(&req);
-    let _span = trace::request_span("A", trace);
-
-    let path = req.url().path().to_owned();
-    let (outcome, plan) = match path.as_str() {
-        "/health" => (
-            answer(allow_get(req.method()).map(|()| http::health())),
-            None,
-        ),
-        "/echo" => match allow_get(req.method()) {
-            Ok(()) => echo(&app, &req).await,
-            Err(e) => (Some(e.into_response()), None),
-        },
-        _ => (Some(ApiError::not_found().into_response()), None),
-    };
-
-    let (status, http_status) = match &outcome {
-        Some(res) if res.status().is_success() => ("ok", u16::from(res.status())),
-        Some(res) => ("error", u16::from(res.status())),
-        None => ("dropped", 0),
-    };
-    Line::new("A")
-        .str("endpoint", &path)
-        .str("status", status)
-        .num("http_status", http_status)
-        .num("latency_ms", started.elapsed().as_millis())
-        .opt_str("fault", plan.as_ref().and_then(Plan::log_label).as_deref())
-        .str("trace_id", &trace::trace_id(&trace))
-        .emit();
-
-    match outcome {
-        Some(res) => Ok(res),
-        None => Err(http_types::Error::from_str(
-            StatusCode::InternalServerError,
-            "injected drop",
-        )),
+impl From<Response> for Outcome {
+    fn from(res: Response) -> Self {
+        Outcome::Answered(Box::new(res))
     }
 }
 
-fn answer(result: Result<Response, ApiError>) -> Outcome {
-    Some(result.unwrap_or_else(ApiError::into_response))
+impl From<ApiError> for Outcome {
+    fn from(e: ApiError) -> Self {
+        e.into_response().into()
+    }
+}
+
+/// Answers one request and logs it. `Err` only when a fault means to close the
+/// connection without an answer: async-h1 then writes nothing.
+pub async fn handle(app: Arc<App>, req: Request) -> http_types::Result<Response> {
+    let exchange = Exchange::begin("A", &req);
+    let path = req.url().path().to_owned();
+    let (endpoint, outcome, plan) = match (path.as_str(), allow_get(req.method())) {
+        ("/health" | "/echo" | "/metrics", Err(e)) => ("other", e.into(), None),
+        ("/health", Ok(())) => ("/health", http::health().into(), None),
+        ("/metrics", Ok(())) => ("/metrics", metrics::render(&app.registry).into(), None),
+        ("/echo", Ok(())) => {
+            let (outcome, plan) = echo(&app, &req).await;
+            ("/echo", outcome, plan)
+        }
+        _ => ("other", ApiError::not_found().into(), None),
+    };
+
+    let (status, http_status) = match &outcome {
+        Outcome::Answered(res) if res.status().is_success() => ("ok", u16::from(res.status())),
+        Outcome::Answered(res) => ("error", u16::from(res.status())),
+        Outcome::Dropped => ("dropped", 0),
+        Outcome::Abandoned => ("abandoned", 0),
+    };
+    let ending = Ending {
+        endpoint,
+        path: &path,
+        status,
+        http_status,
+    };
+    let fault = plan.as_ref().and_then(Plan::log_label);
+    exchange.finish(ending, &app.http, |line| {
+        line.opt_str("fault", fault.as_deref())
+    });
+
+    match outcome {
+        Outcome::Answered(res) => Ok(*res),
+        Outcome::Dropped | Outcome::Abandoned => Err(http_types::Error::from_str(
+            StatusCode::InternalServerError,
+            status,
+        )),
+    }
 }
 
 /// `/echo?msg=...`: the faults of this request, then the echo.
 async fn echo(app: &App, req: &Request) -> (Outcome, Option<Plan>) {
     let msg = match query_param(req.url().query(), "msg") {
         Ok(msg) => msg.unwrap_or_default(),
-        Err(e) => return (answer(Err(e)), None),
+        Err(e) => return (e.into(), None),
     };
     let plan = match app.faults.load().plan(req) {
         Ok(plan) => plan,
-        Err(e) => return (answer(Err(e)), None),
+        Err(e) => return (e.into(), None),
     };
+    app.count_faults(&plan);
 
     if !plan.delay.is_zero() {
-        Timer::after(plan.delay).await;
+        match caller_budget(req) {
+            Some(budget) if plan.delay > budget + ABANDON_MARGIN => {
+                Timer::after(budget + ABANDON_MARGIN).await;
+                app.injected
+                    .get_or_create(&FaultLabel { fault: "abandoned" })
+                    .inc();
+                return (Outcome::Abandoned, Some(plan));
+            }
+            _ => {
+                Timer::after(plan.delay).await;
+            }
+        }
     }
     if plan.drop {
-        return (None, Some(plan));
+        return (Outcome::Dropped, Some(plan));
     }
     let mut res = match plan.fail {
         Some(status) => injected_failure(status),
@@ -112,7 +172,19 @@ async fn echo(app: &App, req: &Request) -> (Outcome, Option<Plan>) {
     if let Some(injected) = plan.injected() {
         res.insert_header(HEADER_INJECTED, injected);
     }
-    (Some(res), Some(plan))
+    (res.into(), Some(plan))
+}
+
+/// The caller's budget from `x-request-timeout-ms`, if it sent a sensible one.
+fn caller_budget(req: &Request) -> Option<Duration> {
+    let ms: u64 = req
+        .header(HEADER_BUDGET)?
+        .last()
+        .as_str()
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(ms))
 }
 
 #[derive(Serialize)]

@@ -258,9 +258,9 @@ impl Plan {
         }
     }
 
-    /// The faults for the log line, e.g. `delay,drop`; none when untouched.
-    pub fn log_label(&self) -> Option<String> {
-        let parts: Vec<&str> = [
+    /// The faults this plan injects: `delay`, `fail`, `drop`, `body_delay`.
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> {
+        [
             (!self.delay.is_zero(), "delay"),
             (self.fail.is_some() && !self.drop, "fail"),
             (self.drop, "drop"),
@@ -268,7 +268,11 @@ impl Plan {
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
-        .collect();
+    }
+
+    /// The faults for the log line, e.g. `delay,drop`; none when untouched.
+    pub fn log_label(&self) -> Option<String> {
+        let parts: Vec<&str> = self.kinds().collect();
         (!parts.is_empty()).then(|| parts.join(","))
     }
 }

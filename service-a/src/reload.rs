@@ -21,7 +21,7 @@ use crate::fault::Faults;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Watches `source` forever, swapping `app`'s faults on every good edit.
-/// `running` is what A started with (a changed `[server]` needs a restart), and
+/// `running` is what A started with (only `[fault]` applies live), and
 /// `last` the file's bytes it was loaded from.
 pub async fn watch(
     source: ConfigSource,
@@ -50,11 +50,19 @@ pub async fn watch(
             Err(e) => config_error(&source, &e.to_string()),
             Ok(loaded) => {
                 let fresh = loaded.settings;
-                if fresh.server != running.server {
+                let sections = [
+                    ("[server]", fresh.server != running.server),
+                    ("[log]", fresh.log != running.log),
+                    ("[trace]", fresh.trace != running.trace),
+                ];
+                for (section, _) in sections.iter().filter(|(_, changed)| *changed) {
                     Line::new("A")
                         .str("event", "config_restart_needed")
                         .str("file", &source.path.display().to_string())
-                        .str("detail", "[server] changed; restart A to apply it")
+                        .str(
+                            "detail",
+                            &format!("{section} changed; restart A to apply it"),
+                        )
                         .emit();
                 }
                 let line = Line::new("A")

@@ -1,14 +1,16 @@
-//! B's endpoints: `/health`, `/ready` and `/call-echo`, with one log line per request.
+//! B's endpoints: `/health`, `/ready`, `/call-echo` and `/metrics`, with one
+//! log line per request.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use http_types::{Request, Response, StatusCode};
 use serde::Serialize;
+use service_runtime::exchange::{Ending, Exchange};
 use service_runtime::http::{self, allow_get, json, query_param, ApiError};
-use service_runtime::log::Line;
+use service_runtime::metrics::{self, HttpMetrics, Registry};
 use service_runtime::trace;
 
+use crate::config::Settings;
 use crate::upstream::{CallError, Forward, Upstream};
 
 /// B's shared state.
@@ -16,6 +18,22 @@ use crate::upstream::{CallError, Forward, Upstream};
 pub struct App {
     /// The one client for every call to A.
     pub upstream: Upstream,
+    registry: Registry,
+    http: HttpMetrics,
+}
+
+impl App {
+    /// B's state for `settings`: the client to A and the metrics.
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let mut registry = Registry::default();
+        let http = HttpMetrics::register(&mut registry);
+        let upstream = Upstream::new(&settings.upstream, &settings.circuit_breaker, &mut registry)?;
+        Ok(Self {
+            upstream,
+            registry,
+            http,
+        })
+    }
 }
 
 /// `{"service_a":{"echo":"X"},"service_b":"ok"}`
@@ -52,59 +70,66 @@ struct Ready {
 
 /// Answers one request and logs it. Never `Err`: every failure is an answer.
 pub async fn handle(app: Arc<App>, req: Request) -> http_types::Result<Response> {
-    let started = Instant::now();
-    let trace = trace::incoming(&req);
-    let span = trace::request_span("B", trace);
+    let exchange = Exchange::begin("B", &req);
     let forward = Forward {
-        traceparent: Some(trace::outgoing(&span, trace)),
+        trace_id: trace::trace_id(&exchange.trace),
+        traceparent: Some(exchange.traceparent()),
         faults: Forward::faults_of(&req),
     };
 
     let path = req.url().path().to_owned();
-    let (res, failure) = match (path.as_str(), allow_get(req.method())) {
-        (_, Err(e)) if is_known(&path) => (e.into_response(), None),
-        ("/health", Ok(())) => (http::health(), None),
-        ("/ready", Ok(())) => ready(&app, &forward).await,
-        ("/call-echo", Ok(())) => call_echo(&app, &req, &forward).await,
-        _ => (ApiError::not_found().into_response(), None),
+    let (endpoint, res, failure, attempts) = match (path.as_str(), allow_get(req.method())) {
+        ("/health" | "/ready" | "/call-echo" | "/metrics", Err(e)) => {
+            ("other", e.into_response(), None, None)
+        }
+        ("/health", Ok(())) => ("/health", http::health(), None, None),
+        ("/metrics", Ok(())) => ("/metrics", metrics::render(&app.registry), None, None),
+        ("/ready", Ok(())) => {
+            let (res, failure) = ready(&app, &forward).await;
+            ("/ready", res, failure, None)
+        }
+        ("/call-echo", Ok(())) => {
+            let (res, failure, attempts) = call_echo(&app, &req, &forward).await;
+            ("/call-echo", res, failure, attempts)
+        }
+        _ => ("other", ApiError::not_found().into_response(), None, None),
     };
 
-    let line = Line::new("B").str("endpoint", &path);
-    let line = match &failure {
-        None => line
-            .str(
-                "status",
-                if res.status().is_success() {
-                    "ok"
-                } else {
-                    "error"
-                },
-            )
-            .num("http_status", u16::from(res.status())),
-        Some(e) => line
-            .str("status", "error")
-            .num("http_status", e.http_status)
-            .str("error", e.kind.as_str())
-            .str("detail", &e.detail),
+    let ok = res.status().is_success();
+    let ending = Ending {
+        endpoint,
+        path: &path,
+        status: if ok { "ok" } else { "error" },
+        // The contract logs a failed call with its KIND's status (504 for a timeout).
+        http_status: failure
+            .as_ref()
+            .map_or(res.status().into(), |e| e.http_status),
     };
-    line.num("latency_ms", started.elapsed().as_millis())
-        .str("trace_id", &trace::trace_id(&trace))
-        .emit();
+    exchange.finish(ending, &app.http, |line| {
+        let line = match &failure {
+            None => line,
+            Some(e) => line.str("error", e.kind.as_str()).str("detail", &e.detail),
+        };
+        match attempts {
+            Some(n) => line.num("attempts", n),
+            None => line,
+        }
+    });
     Ok(res)
 }
 
-fn is_known(path: &str) -> bool {
-    matches!(path, "/health" | "/ready" | "/call-echo")
-}
-
 /// `/call-echo?msg=X`: A's echo of X, or 503 saying precisely what went wrong.
-async fn call_echo(app: &App, req: &Request, forward: &Forward) -> (Response, Option<CallError>) {
+async fn call_echo(
+    app: &App,
+    req: &Request,
+    forward: &Forward,
+) -> (Response, Option<CallError>, Option<u32>) {
     let msg = match query_param(req.url().query(), "msg") {
         Ok(msg) => msg.unwrap_or_default(),
-        Err(e) => return (e.into_response(), None),
+        Err(e) => return (e.into_response(), None, None),
     };
     match app.upstream.echo(&msg, forward).await {
-        Ok(echo) => (
+        Ok((echo, attempts)) => (
             json(
                 StatusCode::Ok,
                 &Echoed {
@@ -113,6 +138,7 @@ async fn call_echo(app: &App, req: &Request, forward: &Forward) -> (Response, Op
                 },
             ),
             None,
+            Some(attempts),
         ),
         Err(e) => {
             let body = Unavailable {
@@ -121,9 +147,14 @@ async fn call_echo(app: &App, req: &Request, forward: &Forward) -> (Response, Op
                 error: e.kind.as_str(),
                 http_status: e.http_status,
                 detail: &e.detail,
-                attempts: 1,
+                attempts: e.attempts,
             };
-            (json(StatusCode::ServiceUnavailable, &body), Some(e))
+            let attempts = Some(e.attempts);
+            (
+                json(StatusCode::ServiceUnavailable, &body),
+                Some(e),
+                attempts,
+            )
         }
     }
 }

@@ -4,15 +4,19 @@
 //!
 //! - `call_echo`: the endpoints and their log lines.
 //! - `upstream`: the client, the timeout, and the error classification (the KINDs).
+//! - `retry`: which failures are retried, the backoff, the retry budget.
+//! - `breaker`: the circuit breaker.
 //! - `pool`: keep-alive connections to A that never hand one call another's answer.
 //! - `config`: the settings and their limits.
 
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms)]
 
+mod breaker;
 mod call_echo;
 mod config;
 mod pool;
+mod retry;
 mod upstream;
 
 use std::sync::Arc;
@@ -23,7 +27,6 @@ use service_runtime::service::Service;
 
 use crate::call_echo::App;
 use crate::config::Settings;
-use crate::upstream::Upstream;
 
 const SERVICE: Service = Service {
     name: "B",
@@ -34,9 +37,9 @@ const SERVICE: Service = Service {
 
 fn main() {
     let (source, loaded) = SERVICE.load::<Settings>();
-    let upstream = Upstream::new(&loaded.settings.upstream)
-        .unwrap_or_else(|e| exit_with(SERVICE.binary, EXIT_BAD_CONFIG, e));
-    let app = Arc::new(App { upstream });
+    let app = App::new(&loaded.settings)
+        .unwrap_or_else(|e| exit_with(SERVICE.binary, EXIT_BAD_CONFIG, format!("bad config: {e}")));
+    let app = Arc::new(app);
     SERVICE.serve(&source, &loaded, move |req| {
         call_echo::handle(app.clone(), req)
     });

@@ -23,12 +23,9 @@ use std::task::{Context, Poll};
 use async_h1::client;
 use http_client::{Config, HttpClient, Request, Response};
 use http_types::Body;
+use prometheus_client::metrics::counter::Counter;
 use smol::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
 use smol::Async;
-
-/// Idle connections kept for reuse; more are closed after their answer. Enough
-/// for B's busiest moments on a lab machine; a proxy would size it per upstream.
-const MAX_IDLE: usize = 128;
 
 /// The largest answer body B reads from A. A's echo of the longest URI it
 /// accepts is far smaller; anything bigger is not the answer B expects.
@@ -65,12 +62,17 @@ pub struct Pool {
     /// The address when `upstream.url` names an IP: no lookup per call.
     addr: Option<SocketAddr>,
     idle: Mutex<Vec<Conn>>,
+    /// Idle connections kept (`upstream.max_idle_connections`); more are closed
+    /// after their answer.
+    max_idle: usize,
+    opened: Counter,
     config: Config,
 }
 
 impl Pool {
-    /// A pool for `host:port`.
-    pub fn new(host: &str, port: u16) -> Self {
+    /// A pool for `host:port` keeping up to `max_idle` idle connections, counting
+    /// the connections it opens in `opened`.
+    pub fn new(host: &str, port: u16, max_idle: usize, opened: Counter) -> Self {
         let addr = host
             .trim_matches(|c| c == '[' || c == ']')
             .parse::<IpAddr>()
@@ -80,6 +82,8 @@ impl Pool {
             authority: format!("{host}:{port}"),
             addr,
             idle: Mutex::new(Vec::new()),
+            max_idle,
+            opened,
             config: Config::new(),
         }
     }
@@ -96,7 +100,7 @@ impl Pool {
 
     fn checkin(&self, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
+        if idle.len() < self.max_idle {
             idle.push(conn);
         }
     }
@@ -111,6 +115,7 @@ impl Pool {
             .map_err(Failure::Connect)?;
         // Without it, http-client's default, each request waits on Nagle.
         let _ = stream.get_ref().set_nodelay(true);
+        self.opened.inc();
         Ok(Conn {
             io: Arc::new(stream),
             eof: Arc::new(AtomicBool::new(false)),

@@ -7,25 +7,38 @@
 //!   stalled or trickling body would run past it.
 //! - What went wrong: every failure becomes one [`ErrorKind`] of the contract,
 //!   in [`classify`].
+//! - Around each call: the circuit breaker (`breaker.rs`) and retries within the
+//!   same deadline and a retry budget (`retry.rs`).
 
 use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
 use http_types::{Request, StatusCode};
-use serde::Deserialize;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use service_runtime::log::Line;
+use service_runtime::metrics::latency_histogram;
 use smol::future::FutureExt as _;
 use smol::Timer;
 use url::Url;
 
-use crate::config::UpstreamSettings;
+use crate::breaker::{Breaker, State};
+use crate::config::{BreakerSettings, UpstreamSettings};
 use crate::pool::{Failure, Pool};
+use crate::retry::Retry;
 
 /// Header carrying the caller's remaining budget in ms, so A can stop waiting.
 pub const HEADER_BUDGET: &str = "x-request-timeout-ms";
 
 /// What went wrong with a call to A: the contract's KINDs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// No complete answer (connect, head and body) within the budget.
     Timeout,
@@ -39,6 +52,8 @@ pub enum ErrorKind {
     BadResponse,
     /// Any other failure to connect (name lookup, no route).
     Unreachable,
+    /// The circuit breaker is open: A was not called.
+    CircuitOpen,
 }
 
 impl ErrorKind {
@@ -51,6 +66,7 @@ impl ErrorKind {
             ErrorKind::UpstreamStatus => "upstream_status",
             ErrorKind::BadResponse => "bad_response",
             ErrorKind::Unreachable => "unreachable",
+            ErrorKind::CircuitOpen => "circuit_open",
         }
     }
 }
@@ -71,28 +87,41 @@ pub struct CallError {
     pub http_status: u16,
     /// A sentence for a human.
     pub detail: String,
+    /// Calls made to A (0 when the breaker refused).
+    pub attempts: u32,
 }
 
 impl CallError {
-    fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+    /// An error of `kind` with the status that kind stands for.
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
         let http_status = match kind {
             ErrorKind::Timeout => 504,
             ErrorKind::ConnectionReset | ErrorKind::BadResponse => 502,
-            ErrorKind::ConnectionRefused | ErrorKind::Unreachable | ErrorKind::UpstreamStatus => {
-                503
-            }
+            ErrorKind::ConnectionRefused
+            | ErrorKind::Unreachable
+            | ErrorKind::UpstreamStatus
+            | ErrorKind::CircuitOpen => 503,
         };
         Self {
             kind,
             http_status,
             detail: detail.into(),
+            attempts: 1,
         }
+    }
+
+    /// The same error with another status (A's own, for `upstream_status`).
+    pub fn with_status(mut self, http_status: u16) -> Self {
+        self.http_status = http_status;
+        self
     }
 }
 
-/// Headers a call carries to A besides the URL.
+/// Headers a call carries to A besides the URL, and the trace for log lines.
 #[derive(Debug, Default, Clone)]
 pub struct Forward {
+    /// The trace id of B's request, for attempt and breaker log lines.
+    pub trace_id: String,
     /// `traceparent` for A: same trace, B's call span as parent.
     pub traceparent: Option<String>,
     /// The caller's `x-fault-*` headers, passed on untouched.
@@ -115,6 +144,66 @@ struct EchoAnswer {
     echo: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+/// B's metrics about A: calls by outcome, attempts, connections, the breaker.
+#[derive(Debug, Clone)]
+struct UpstreamMetrics {
+    calls: Family<KindLabel, Counter>,
+    latency: Family<KindLabel, Histogram, fn() -> Histogram>,
+    attempts: Counter,
+    retries_denied: Counter,
+    opened: Counter,
+    breaker: Gauge,
+}
+
+impl UpstreamMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let me = Self {
+            calls: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            attempts: Counter::default(),
+            retries_denied: Counter::default(),
+            opened: Counter::default(),
+            breaker: Gauge::default(),
+        };
+        registry.register(
+            "upstream_calls",
+            "Calls to A by outcome: ok or the error KIND",
+            me.calls.clone(),
+        );
+        registry.register(
+            "upstream_call_duration_seconds",
+            "Duration of calls to A (retries included) by outcome",
+            me.latency.clone(),
+        );
+        registry.register(
+            "upstream_attempts",
+            "Requests sent to A, retries included",
+            me.attempts.clone(),
+        );
+        registry.register(
+            "upstream_retries_denied",
+            "Retries not made because the retry budget was spent",
+            me.retries_denied.clone(),
+        );
+        registry.register(
+            "upstream_connections_opened",
+            "TCP connections opened to A (keep-alive keeps this low)",
+            me.opened.clone(),
+        );
+        registry.register(
+            "circuit_breaker_state",
+            "The circuit breaker: 0 closed, 1 open, 2 half-open",
+            me.breaker.clone(),
+        );
+        me
+    }
+}
+
 /// The client B uses for every call to A.
 #[derive(Debug)]
 pub struct Upstream {
@@ -124,52 +213,149 @@ pub struct Upstream {
     /// Where A is, for messages.
     authority: String,
     timeout: Duration,
+    retry: Retry,
+    breaker: Breaker,
+    metrics: UpstreamMetrics,
 }
 
 impl Upstream {
-    /// A client for `[upstream]` (already validated).
-    pub fn new(settings: &UpstreamSettings) -> anyhow::Result<Self> {
+    /// A client for `[upstream]` and `[circuit_breaker]` (already validated),
+    /// registering its metrics in `registry`.
+    pub fn new(
+        settings: &UpstreamSettings,
+        breaker: &BreakerSettings,
+        registry: &mut Registry,
+    ) -> anyhow::Result<Self> {
         let base = settings.base_url()?;
         let host = base.host_str().unwrap_or("127.0.0.1");
         let port = base.port_or_known_default().unwrap_or(80);
-        let pool = Pool::new(host, port);
+        let metrics = UpstreamMetrics::register(registry);
+        let pool = Pool::new(
+            host,
+            port,
+            settings.max_idle_connections as usize,
+            metrics.opened.clone(),
+        );
         Ok(Self {
             client: surf::Client::with_http_client(pool),
             echo_url: base.join("echo")?,
             health_url: base.join("health")?,
             authority: format!("{host}:{port}"),
             timeout: Duration::from_millis(settings.timeout_ms),
+            retry: Retry::new(settings),
+            breaker: Breaker::new(breaker, metrics.breaker.clone()),
+            metrics,
         })
     }
 
     /// A's echo of `msg`: `msg` reaches A exactly as given, whatever it holds.
-    pub async fn echo(&self, msg: &str, forward: &Forward) -> Result<String, CallError> {
+    /// Returns the echo and the number of attempts it took.
+    pub async fn echo(&self, msg: &str, forward: &Forward) -> Result<(String, u32), CallError> {
         let mut url = self.echo_url.clone();
         url.query_pairs_mut().append_pair("msg", msg);
-        let body = self.get(url, forward).await?;
-        serde_json::from_slice::<EchoAnswer>(&body)
-            .map(|answer| answer.echo)
-            .map_err(|e| {
-                CallError::new(
-                    ErrorKind::BadResponse,
-                    format!("A's answer is not the expected {{\"echo\": string}}: {e}"),
+        let started = Instant::now();
+
+        let (ticket, change) = self.breaker.admit();
+        self.log_breaker(change, forward);
+        let result = match ticket {
+            Err(retry_in) => Err(CallError {
+                attempts: 0,
+                ..CallError::new(
+                    ErrorKind::CircuitOpen,
+                    format!(
+                        "circuit open after {} failed calls in a row; A not called; next trial in {} ms",
+                        self.breaker.failures(),
+                        retry_in.as_millis()
+                    ),
                 )
-            })
+            }),
+            Ok(ticket) => {
+                let result = self.call_with_retries(url, forward, parse_echo).await;
+                let change = self.breaker.record(ticket, result.is_ok());
+                self.log_breaker(change, forward);
+                result
+            }
+        };
+        let kind = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind.as_str(),
+        };
+        self.metrics.calls.get_or_create(&KindLabel { kind }).inc();
+        self.metrics
+            .latency
+            .get_or_create(&KindLabel { kind })
+            .observe(started.elapsed().as_secs_f64());
+        result
     }
 
-    /// Whether A's `/health` answers 2xx within the budget.
+    /// Whether A's `/health` answers 2xx within the budget: one attempt, no
+    /// breaker, so readiness shows A's state, not B's memory of it.
     pub async fn health(&self, forward: &Forward) -> Result<(), CallError> {
-        self.get(self.health_url.clone(), forward).await.map(drop)
+        let deadline = Instant::now() + self.timeout;
+        self.attempt(self.health_url.clone(), forward, deadline, |_| Ok(()))
+            .await
     }
 
-    /// One GET to A, body included, bounded by the budget; a 2xx answer's body.
-    async fn get(&self, url: Url, forward: &Forward) -> Result<Vec<u8>, CallError> {
+    /// Calls A until it answers, a failure is not retryable, or the deadline,
+    /// the retries or the retry budget run out.
+    async fn call_with_retries<T>(
+        &self,
+        url: Url,
+        forward: &Forward,
+        parse: fn(&[u8]) -> Result<T, CallError>,
+    ) -> Result<(T, u32), CallError> {
         let deadline = Instant::now() + self.timeout;
+        self.retry.count_call();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let err = match self.attempt(url.clone(), forward, deadline, parse).await {
+                Ok(answer) => return Ok((answer, attempts)),
+                Err(err) => err,
+            };
+            match self.retry.next(attempts, &err, deadline) {
+                Ok(backoff) => {
+                    Line::new("B")
+                        .str("event", "retry")
+                        .num("attempt", attempts)
+                        .str("error", err.kind.as_str())
+                        .str("detail", &err.detail)
+                        .num("backoff_ms", backoff.as_millis())
+                        .str("trace_id", &forward.trace_id)
+                        .emit();
+                    Timer::after(backoff).await;
+                }
+                Err(stop) => {
+                    use crate::retry::Stop;
+                    if stop == Stop::BudgetSpent {
+                        self.metrics.retries_denied.inc();
+                    }
+                    let mut err = CallError { attempts, ..err };
+                    if attempts > 1 || matches!(stop, Stop::BudgetSpent | Stop::NoTimeLeft) {
+                        err.detail =
+                            format!("{} ({attempts} attempts; {})", err.detail, stop.as_str());
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// One GET to A, body included, bounded by `deadline`; the parsed 2xx answer.
+    async fn attempt<T>(
+        &self,
+        url: Url,
+        forward: &Forward,
+        deadline: Instant,
+        parse: fn(&[u8]) -> Result<T, CallError>,
+    ) -> Result<T, CallError> {
+        self.metrics.attempts.inc();
+        let remaining = deadline.saturating_duration_since(Instant::now());
         let call = async {
             let mut req = self
                 .client
                 .get(url)
-                .header(HEADER_BUDGET, self.timeout.as_millis().to_string());
+                .header(HEADER_BUDGET, remaining.as_millis().to_string());
             if let Some(tp) = &forward.traceparent {
                 req = req.header(service_runtime::trace::TRACEPARENT, tp.as_str());
             }
@@ -182,13 +368,10 @@ impl Upstream {
                 .await
                 .map_err(|e| classify(&e, &self.authority))?;
             if !res.status().is_success() {
-                return Err(upstream_status(
-                    res.status(),
-                    res.header("x-fault-injected").is_some(),
-                    &body,
-                ));
+                let injected = res.header("x-fault-injected").is_some();
+                return Err(upstream_status(res.status(), injected, &body));
             }
-            Ok(body)
+            parse(&body)
         };
         let expire = async {
             Timer::at(deadline).await;
@@ -202,6 +385,29 @@ impl Upstream {
         };
         call.or(expire).await
     }
+
+    fn log_breaker(&self, change: Option<State>, forward: &Forward) {
+        if let Some(state) = change {
+            Line::new("B")
+                .str("event", "circuit")
+                .str("state", state.as_str())
+                .num("failures", self.breaker.failures())
+                .str("trace_id", &forward.trace_id)
+                .emit();
+        }
+    }
+}
+
+/// A's `/echo` answer must be `{"echo": string}`.
+fn parse_echo(body: &[u8]) -> Result<String, CallError> {
+    serde_json::from_slice::<EchoAnswer>(body)
+        .map(|answer| answer.echo)
+        .map_err(|e| {
+            CallError::new(
+                ErrorKind::BadResponse,
+                format!("A's answer is not the expected {{\"echo\": string}}: {e}"),
+            )
+        })
 }
 
 /// `upstream_status` for A's non-2xx answer, quoting the start of its body.
@@ -213,16 +419,15 @@ fn upstream_status(status: StatusCode, injected: bool, body: &[u8]) -> CallError
     } else {
         ""
     };
-    let mut err = CallError::new(
+    CallError::new(
         ErrorKind::UpstreamStatus,
         format!(
             "A answered {} {}{origin}: {snippet}",
             u16::from(status),
             status.canonical_reason()
         ),
-    );
-    err.http_status = status.into();
-    err
+    )
+    .with_status(status.into())
 }
 
 /// Which KIND a failed call is. The pool says what happened on the socket

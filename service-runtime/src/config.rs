@@ -15,6 +15,9 @@ use figment::{Figment, Source};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::log::LogSettings;
+use crate::trace::TraceSettings;
+
 /// Exit code for a config the service refuses to start with.
 pub const EXIT_BAD_CONFIG: i32 = 2;
 
@@ -25,6 +28,12 @@ pub trait Settings: Default + Serialize + DeserializeOwned {
 
     /// The `[server]` section.
     fn server(&self) -> &ServerSettings;
+
+    /// The `[log]` section.
+    fn log(&self) -> &LogSettings;
+
+    /// The `[trace]` section.
+    fn trace(&self) -> &TraceSettings;
 }
 
 /// One value out of range: the dotted key, the value as given, and what is allowed.
@@ -334,6 +343,14 @@ mod tests {
         }
 
         fn server(&self) -> &ServerSettings {
+            unimplemented!("not needed by these tests")
+        }
+
+        fn log(&self) -> &LogSettings {
+            unimplemented!("not needed by these tests")
+        }
+
+        fn trace(&self) -> &TraceSettings {
             unimplemented!("not needed by these tests")
         }
     }

@@ -5,8 +5,10 @@
 //! - [`service`]: a service's life from `main`: load, bind, serve, drain, exit.
 //! - [`config`]: defaults, then the TOML file, then env; every bad value named.
 //! - [`server`]: the accept loop, connection limits, header timeout, graceful stop.
+//! - [`exchange`]: one request's trace, clock, log line and metrics.
 //! - [`http`]: JSON answers, the one error type, method checks, query decoding.
 //! - [`log`]: one logfmt line per event, never split by what a client sent.
+//! - [`metrics`]: `/metrics` in Prometheus text format; requests by endpoint and status.
 //! - [`trace`]: W3C `traceparent` in and out, so one call has one trace id.
 //! - [`cli`]: `--config PATH`, and how start-up failures exit.
 //! - [`shutdown`]: SIGINT / SIGTERM.
@@ -16,8 +18,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod exchange;
 pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod server;
 pub mod service;
 pub mod shutdown;

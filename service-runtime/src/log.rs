@@ -1,75 +1,150 @@
-//! One log line per event on stdout, in logfmt, that no client input can split.
+//! One log line per event on stdout, that no client input can split.
 //!
 //! `2026-02-04T21:14:22.663Z service=A endpoint=/echo status=ok http_status=200 latency_ms=0`
 //!
-//! A value with spaces, quotes, `=` or control characters is quoted and escaped,
-//! so a `msg` holding `"\n` cannot forge a second line. Each line is written with
-//! one `write_all` under stdout's lock: lines from concurrent requests never interleave.
+//! logfmt by default; `[log] format = "json"` writes one JSON object per line
+//! for log shippers. In logfmt a value with spaces, quotes, `=` or control
+//! characters is quoted and escaped, so a `msg` holding `"\n` cannot forge a
+//! second line. Each line is written with one `write_all` under stdout's lock:
+//! lines from concurrent requests never interleave.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::sync::OnceLock;
 use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// How lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `key=value` pairs (the contract's format).
+    #[default]
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]` in both services' configs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `logfmt` (default) or `json`.
+    pub format: Format,
+}
+
+/// Stdout is one per process, so its format is too: set once at start.
+static FORMAT: OnceLock<Format> = OnceLock::new();
+
+/// Sets the format of every line from now on (first call wins).
+pub fn set_format(format: Format) {
+    let _ = FORMAT.set(format);
+}
+
+/// A value: text (quoted when needed) or a bare token (numbers, booleans).
+#[derive(Debug)]
+enum Value {
+    Text(String),
+    Bare(String),
+}
 
 /// A log line under construction: `Line::new("A").str("event", "start").emit()`.
 #[derive(Debug)]
 #[must_use = "a line is only written by emit()"]
 pub struct Line {
-    buf: String,
+    ts: String,
+    fields: Vec<(&'static str, Value)>,
 }
 
 impl Line {
     /// Starts a line with the timestamp and `service=NAME`.
     pub fn new(service: &str) -> Self {
-        let mut buf = String::with_capacity(192);
-        let _ = write!(
-            buf,
-            "{}",
-            humantime::format_rfc3339_millis(SystemTime::now())
-        );
-        let mut line = Self { buf };
-        line.push_str("service", service);
-        line
+        let mut fields = Vec::with_capacity(10);
+        fields.push(("service", Value::Text(service.to_owned())));
+        Self {
+            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            fields,
+        }
     }
 
     /// Adds `key=value`, quoting the value if it needs it.
-    pub fn str(mut self, key: &str, value: &str) -> Self {
-        self.push_str(key, value);
+    pub fn str(mut self, key: &'static str, value: &str) -> Self {
+        self.fields.push((key, Value::Text(value.to_owned())));
         self
     }
 
-    /// Adds `key=value` for a number or anything else that prints without quotes.
-    pub fn num(mut self, key: &str, value: impl std::fmt::Display) -> Self {
-        let _ = write!(self.buf, " {key}={value}");
+    /// Adds `key=value` for a number or a boolean.
+    pub fn num(mut self, key: &'static str, value: impl Number) -> Self {
+        let mut bare = String::new();
+        let _ = write!(bare, "{value}");
+        self.fields.push((key, Value::Bare(bare)));
         self
     }
 
     /// Adds `key=value` when there is a value.
-    pub fn opt_str(self, key: &str, value: Option<&str>) -> Self {
+    pub fn opt_str(self, key: &'static str, value: Option<&str>) -> Self {
         match value {
             Some(v) => self.str(key, v),
             None => self,
         }
     }
 
-    fn push_str(&mut self, key: &str, value: &str) {
-        self.buf.push(' ');
-        self.buf.push_str(key);
-        self.buf.push('=');
-        self.buf.push_str(&escape(value));
+    /// The line as logfmt, without the newline.
+    pub fn to_logfmt(&self) -> String {
+        let mut out = String::with_capacity(192);
+        out.push_str(&self.ts);
+        for (key, value) in &self.fields {
+            out.push(' ');
+            out.push_str(key);
+            out.push('=');
+            match value {
+                Value::Text(text) => out.push_str(&escape(text)),
+                Value::Bare(bare) => out.push_str(bare),
+            }
+        }
+        out
     }
 
-    /// The line as text, without the newline.
-    pub fn as_str(&self) -> &str {
-        &self.buf
+    /// The line as one JSON object, without the newline.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(224);
+        out.push_str("{\"ts\":\"");
+        out.push_str(&self.ts);
+        out.push('"');
+        for (key, value) in &self.fields {
+            out.push_str(",\"");
+            out.push_str(key);
+            out.push_str("\":");
+            match value {
+                Value::Text(text) => {
+                    out.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into()))
+                }
+                Value::Bare(bare) => out.push_str(bare),
+            }
+        }
+        out.push('}');
+        out
     }
 
     /// Writes the line to stdout. A closed stdout is ignored: logging never fails a request.
-    pub fn emit(mut self) {
-        self.buf.push('\n');
-        let _ = std::io::stdout().lock().write_all(self.buf.as_bytes());
+    pub fn emit(self) {
+        let mut text = match FORMAT.get().copied().unwrap_or_default() {
+            Format::Logfmt => self.to_logfmt(),
+            Format::Json => self.to_json(),
+        };
+        text.push('\n');
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
     }
 }
+
+/// Values written bare: they are valid JSON tokens and never need logfmt quotes.
+pub trait Number: std::fmt::Display {}
+macro_rules! number {
+    ($($t:ty),*) => { $(impl Number for $t {})* };
+}
+number!(u8, u16, u32, u64, u128, usize, i32, i64, f64, bool);
 
 /// A logfmt value: bare when safe, else quoted with `\"`, `\\`, `\n`, `\t`, `\u{..}` escapes.
 pub fn escape(value: &str) -> Cow<'_, str> {
@@ -123,10 +198,26 @@ mod tests {
     fn a_line_never_splits() {
         let line = Line::new("A")
             .str("detail", "evil\nservice=B status=ok")
-            .num("latency_ms", 3);
-        assert!(!line.as_str().contains('\n'));
-        assert!(line
-            .as_str()
-            .ends_with(r#" service=A detail="evil\nservice=B status=ok" latency_ms=3"#));
+            .num("latency_ms", 3u64);
+        let text = line.to_logfmt();
+        assert!(!text.contains('\n'));
+        assert!(text.ends_with(r#" service=A detail="evil\nservice=B status=ok" latency_ms=3"#));
+    }
+
+    /// The JSON form is one valid object with the same fields.
+    #[test]
+    fn json_lines_are_valid_json() {
+        let line = Line::new("B")
+            .str("detail", "quote\" newline\n \u{1}")
+            .num("latency_ms", 1001u64)
+            .num("drained", true);
+        let text = line.to_json();
+        assert!(!text.contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["service"], "B");
+        assert_eq!(v["detail"], "quote\" newline\n \u{1}");
+        assert_eq!(v["latency_ms"], 1001);
+        assert_eq!(v["drained"], true);
+        assert!(v["ts"].as_str().unwrap().ends_with('Z'));
     }
 }

@@ -30,7 +30,11 @@ impl Service {
     pub fn load<T: Settings>(&self) -> (ConfigSource, Loaded<T>) {
         let source = Args::parse().config_source(self.default_config, self.env_prefix);
         match source.load::<T>() {
-            Ok(loaded) => (source, loaded),
+            Ok(loaded) => {
+                crate::log::set_format(loaded.settings.log().format);
+                crate::trace::init(self.name, loaded.settings.trace());
+                (source, loaded)
+            }
             Err(e) => exit_with(self.binary, EXIT_BAD_CONFIG, format!("bad config: {e}")),
         }
     }

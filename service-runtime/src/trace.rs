@@ -1,12 +1,68 @@
 //! W3C trace context: a request's trace id comes from its `traceparent` header,
 //! or is made fresh, so B's and A's log lines for one call share a `trace_id`.
 //!
-//! Spans are fastrace's; with no reporter set they cost little and go nowhere,
-//! and the ids still tie the log lines together.
+//! Spans are fastrace's. By default (`[trace] report = "off"`) they go nowhere
+//! and the ids still tie the log lines together; `report = "log"` writes each
+//! finished span as an `event=span` line, for seeing where a call's time went.
 
-use fastrace::collector::{SpanContext, SpanId};
+use fastrace::collector::{Reporter, SpanContext, SpanId, SpanRecord};
 use fastrace::Span;
 use http_types::Request;
+use serde::{Deserialize, Serialize};
+
+use crate::log::Line;
+
+/// Where finished spans go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Report {
+    /// Nowhere (trace ids still appear on every request line).
+    #[default]
+    Off,
+    /// One `event=span` log line per finished span.
+    Log,
+}
+
+/// `[trace]` in both services' configs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSettings {
+    /// `off` (default) or `log`.
+    pub report: Report,
+}
+
+/// Starts span reporting as `settings` say, for `service`.
+pub fn init(service: &'static str, settings: &TraceSettings) {
+    if settings.report == Report::Log {
+        fastrace::set_reporter(
+            LogReporter { service },
+            fastrace::collector::Config::default(),
+        );
+    }
+}
+
+/// Writes finished spans as log lines.
+struct LogReporter {
+    service: &'static str,
+}
+
+impl Reporter for LogReporter {
+    fn report(&mut self, spans: Vec<SpanRecord>) {
+        for span in spans {
+            let mut line = Line::new(self.service)
+                .str("event", "span")
+                .str("name", &span.name)
+                .str("trace_id", &format!("{:032x}", span.trace_id.0))
+                .str("span_id", &format!("{:016x}", span.span_id.0))
+                .str("parent_id", &format!("{:016x}", span.parent_id.0))
+                .num("duration_us", span.duration_ns / 1000);
+            for (key, value) in &span.properties {
+                line = line.str("property", &format!("{key}={value}"));
+            }
+            line.emit();
+        }
+    }
+}
 
 /// The header that carries trace context between services.
 pub const TRACEPARENT: &str = "traceparent";

@@ -167,10 +167,16 @@ impl Launch {
             err_sink.lock().unwrap().push_str(&text);
         });
 
-        let start = stdout.wait(0, &|l| l.contains("event=start") || l == "<eof>", PATIENCE);
+        let is_start = |l: &str| l.contains("event=start") || l.contains(r#""event":"start""#);
+        let start = stdout.wait(0, &|l| is_start(l) || l == "<eof>", PATIENCE);
         match start {
-            Some(line) if line.contains("event=start") => {
-                let url = field(&line, "url").expect("start line has url=");
+            Some(line) if is_start(&line) => {
+                let url = field(&line, "url")
+                    .or_else(|| {
+                        let v: serde_json::Value = serde_json::from_str(&line).ok()?;
+                        v["url"].as_str().map(str::to_owned)
+                    })
+                    .expect("start line has a url");
                 Ok(Proc {
                     child,
                     url,
@@ -179,6 +185,13 @@ impl Launch {
                     config,
                     _dir: dir,
                 })
+            }
+            None => {
+                let _ = child.kill();
+                panic!(
+                    "no start line within {PATIENCE:?}: {:#?}",
+                    stdout.lines.lock().unwrap()
+                );
             }
             _ => {
                 let status = child.wait().expect("wait");
@@ -232,6 +245,26 @@ impl Proc {
         self.stdout
             .wait(from, &|l| parts.iter().all(|p| l.contains(p)), PATIENCE)
             .unwrap_or_else(|| panic!("no line with {parts:?} in {:#?}", self.lines()))
+    }
+
+    /// Waits until `n` lines contain every one of `parts`; returns them.
+    pub fn wait_lines(&self, n: usize, parts: &[&str]) -> Vec<String> {
+        let matching = |l: &str| parts.iter().all(|p| l.contains(p));
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let found: Vec<String> = self.lines().into_iter().filter(|l| matching(l)).collect();
+            if found.len() >= n {
+                return found;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "fewer than {n} lines with {parts:?} in {:#?}",
+                self.lines()
+            );
+            let from = self.line_count();
+            let _ = self.stdout.wait(from, &|l| matching(l), left);
+        }
     }
 
     /// Rewrites the config file in place (the service may reload it).
@@ -304,4 +337,13 @@ pub fn field(line: &str, key: &str) -> Option<String> {
     } else {
         Some(rest.split(' ').next().unwrap_or("").to_owned())
     }
+}
+
+/// The value of a sample in Prometheus text, e.g.
+/// `metric(&text, "upstream_calls_total{kind=\"timeout\"}")`; 0 when absent.
+pub fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }

@@ -4,7 +4,9 @@
 mod call_echo;
 mod config;
 mod failures;
+mod observability;
 mod pool;
+mod resilience;
 
 use testkit::{binary, Launch, Proc};
 

@@ -52,3 +52,21 @@ impl service_runtime::config::Settings for Settings {
         &self.trace
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use service_runtime::config::ConfigSource;
+
+    /// The shipped config/service-a.toml is valid and writes out exactly the defaults.
+    #[test]
+    fn shipped_config_is_the_defaults() {
+        let source = ConfigSource {
+            path: concat!(env!("CARGO_MANIFEST_DIR"), "/../config/service-a.toml").into(),
+            explicit: true,
+            env_prefix: "SERVICE_A_TEST_UNUSED_",
+        };
+        let loaded = source.load::<Settings>().expect("config/service-a.toml loads");
+        assert_eq!(loaded.settings, Settings::default());
+    }
+}

@@ -202,6 +202,18 @@ mod tests {
         );
     }
 
+    /// The shipped config/service-b.toml is valid and writes out exactly the defaults.
+    #[test]
+    fn shipped_config_is_the_defaults() {
+        let source = service_runtime::config::ConfigSource {
+            path: concat!(env!("CARGO_MANIFEST_DIR"), "/../config/service-b.toml").into(),
+            explicit: true,
+            env_prefix: "SERVICE_B_TEST_UNUSED_",
+        };
+        let loaded = source.load::<Settings>().expect("config/service-b.toml loads");
+        assert_eq!(loaded.settings, Settings::default());
+    }
+
     /// A timeout is never retried, so listing it is a mistake worth naming.
     #[test]
     fn timeout_is_never_retried() {

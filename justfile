@@ -23,3 +23,7 @@ test:
 # What CI runs: fmt, clippy, every test.  (bash .ci/run)
 ci:
     bash .ci/run
+
+# Every failure, one after another, as a Markdown transcript.  (cargo lab demo)
+demo:
+    cargo lab demo

@@ -3,11 +3,13 @@
 //! # Layout
 //!
 //! - `up`: both services in one terminal, logs prefixed, Ctrl+C stops both.
+//! - `demo`: every failure B names, as a Markdown transcript.
 //! - `procs`: building the services and running them as child processes.
 
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms)]
 
+mod demo;
 mod procs;
 mod up;
 
@@ -25,10 +27,13 @@ struct Cli {
 enum Command {
     /// Start A (8080) and B (8081) with config/*.toml; Ctrl+C stops both.
     Up,
+    /// Walk through every failure on free ports; print a Markdown transcript.
+    Demo,
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up => up::run(),
+        Command::Demo => demo::run(),
     }
 }

@@ -8,8 +8,12 @@ use std::thread;
 
 use anyhow::{bail, Context as _};
 
-/// Builds both service binaries in the profile this launcher was built with.
+/// Builds both service binaries in the profile this launcher was built with
+/// (skipped when `LAB_NO_BUILD` is set: the caller built them already).
 pub fn build() -> anyhow::Result<()> {
+    if std::env::var_os("LAB_NO_BUILD").is_some() {
+        return Ok(());
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--quiet", "-p", "service-a", "-p", "service-b"]);

@@ -66,7 +66,9 @@ mod tests {
             explicit: true,
             env_prefix: "SERVICE_A_TEST_UNUSED_",
         };
-        let loaded = source.load::<Settings>().expect("config/service-a.toml loads");
+        let loaded = source
+            .load::<Settings>()
+            .expect("config/service-a.toml loads");
         assert_eq!(loaded.settings, Settings::default());
     }
 }

@@ -210,7 +210,9 @@ mod tests {
             explicit: true,
             env_prefix: "SERVICE_B_TEST_UNUSED_",
         };
-        let loaded = source.load::<Settings>().expect("config/service-b.toml loads");
+        let loaded = source
+            .load::<Settings>()
+            .expect("config/service-b.toml loads");
         assert_eq!(loaded.settings, Settings::default());
     }
 

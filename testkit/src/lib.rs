@@ -1,4 +1,5 @@
-//! Test support shared by both services' integration tests.
+//! Driving the real services from outside: both services' integration tests,
+//! and the lab's demo and benchmark.
 //!
 //! # Layout
 //!
@@ -14,7 +15,7 @@ pub mod fake;
 pub mod http;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -22,14 +23,16 @@ use std::time::{Duration, Instant};
 /// How long a test waits for any one event before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A built binary of this workspace, next to the test executable's `deps/` folder.
+/// A built binary of this workspace: next to the running executable (the lab
+/// launcher), or one folder up from a test executable in `deps/`.
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("tests run from target/<profile>/deps");
-    let path = dir.join(name);
+    let exe = std::env::current_exe().expect("executable path");
+    let here = exe.parent().expect("executable folder");
+    let path = if here.ends_with("deps") {
+        here.parent().unwrap_or(here).join(name)
+    } else {
+        here.join(name)
+    };
     assert!(
         path.exists(),
         "{} is not built; run the whole suite with `cargo test --workspace`",

@@ -27,3 +27,7 @@ ci:
 # Every failure, one after another, as a Markdown transcript.  (cargo lab demo)
 demo:
     cargo lab demo
+
+# A and B beside nginx under wrk (release build).  (cargo run --release -p lab -- bench)
+bench seconds="10":
+    cargo run --release -q -p lab -- bench --seconds {{seconds}}

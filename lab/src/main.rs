@@ -4,11 +4,13 @@
 //!
 //! - `up`: both services in one terminal, logs prefixed, Ctrl+C stops both.
 //! - `demo`: every failure B names, as a Markdown transcript.
+//! - `bench`: A and B beside nginx under wrk, and B's failure paths under load.
 //! - `procs`: building the services and running them as child processes.
 
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms)]
 
+mod bench;
 mod demo;
 mod procs;
 mod up;
@@ -29,11 +31,18 @@ enum Command {
     Up,
     /// Walk through every failure on free ports; print a Markdown transcript.
     Demo,
+    /// Benchmark A and B beside nginx (run with --release).
+    Bench {
+        /// Seconds of load per row.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up => up::run(),
         Command::Demo => demo::run(),
+        Command::Bench { seconds } => bench::run(seconds),
     }
 }

@@ -27,7 +27,8 @@ pub fn build() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn release() -> bool {
+/// Whether this launcher (and so the services it builds) is a release build.
+pub fn release() -> bool {
     target_dir().ends_with("release")
 }
 

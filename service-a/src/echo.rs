@@ -13,6 +13,7 @@ use serde::Serialize;
 use service_runtime::exchange::{Ending, Exchange};
 use service_runtime::http::{self, allow_get, json, query_param, ApiError};
 use service_runtime::metrics::{self, HttpMetrics, Registry};
+use service_runtime::server::Streamed;
 use smol::Timer;
 
 use crate::fault::{Faults, Plan, StalledBody, HEADER_INJECTED};
@@ -168,6 +169,7 @@ async fn echo(app: &App, req: &Request) -> (Outcome, Option<Plan>) {
         let bytes = bytes.into_bytes().await.unwrap_or_default();
         let stalled = StalledBody::new(bytes, plan.body_delay);
         res.set_body(Body::from_reader(smol::io::BufReader::new(stalled), len));
+        res.ext_mut().insert(Streamed);
     }
     if let Some(injected) = plan.injected() {
         res.insert_header(HEADER_INJECTED, injected);

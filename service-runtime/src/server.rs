@@ -6,18 +6,18 @@
 //! flight finish when the service is told to stop.
 
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use async_h1::server::{ConnectionStatus, Server};
+use async_h1::server::{decode, Encoder};
+use http_types::headers::CONNECTION;
 use http_types::{Request, Response};
 use smol::channel::{Receiver, Sender};
-use smol::future::{self, FutureExt as _};
+use smol::future::FutureExt as _;
+use smol::io::{self, AsyncReadExt as _, AsyncWriteExt as _};
 use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::net::{TcpListener, TcpStream};
 use smol::{Executor, Timer};
@@ -156,20 +156,26 @@ where
     drained.or(expired).await
 }
 
-fn is_transient(e: &io::Error) -> bool {
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
     matches!(
         e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
+        ErrorKind::ConnectionRefused
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::ConnectionReset
+            | ErrorKind::Interrupted
     )
 }
 
 /// Serves one connection's requests in turn until the client closes, is too
 /// slow to send a head, or the service stops (after the request in flight).
+///
+/// This is async-h1's own `accept` loop (`decode`, the handler, `Encoder`)
+/// with our limits: async-h1 2.3 has no setter for its header timeout, and
+/// arms a timer of the older async-io reactor for every request, which wakes
+/// that reactor's thread each time (a context switch per request).
 async fn connection<H, Fut>(
-    stream: TcpStream,
+    mut stream: TcpStream,
     handler: H,
     header_timeout: Duration,
     stop: Receiver<()>,
@@ -181,41 +187,84 @@ async fn connection<H, Fut>(
     // async-h1 writes head and body separately: without this each answer waits
     // for the peer's delayed ACK (~40 ms).
     let _ = stream.set_nodelay(true);
-    // Set once a request head has arrived: from then on the request is in flight
-    // and neither the header timeout nor shutdown may cut it.
-    let busy = Arc::new(AtomicBool::new(false));
-    let endpoint = {
-        let busy = busy.clone();
-        move |req: Request| {
-            busy.store(true, Ordering::Relaxed);
-            let handled = AssertUnwindSafe(handler(req)).catch_unwind();
-            async move { handled.await.unwrap_or_else(|_| Ok(panicked())) }
-        }
-    };
-    let mut server = Server::new(stream, endpoint);
+    // One timer per connection, re-armed only when it fires early: arming a
+    // timer per request costs a reactor wake-up per request.
+    let mut last_activity = Instant::now();
+    let mut timer = Timer::at(last_activity + header_timeout);
+    let mut stopped = std::pin::pin!(stop.recv());
 
-    while !stop.is_closed() {
-        // Waiting for a head: give up after the header timeout or at shutdown.
-        let interrupt = async {
-            Timer::after(header_timeout)
-                .or(async {
-                    let _ = stop.recv().await;
-                    Instant::now()
+    loop {
+        // Wait for a head: give up after the header timeout or at shutdown.
+        let idle = async {
+            loop {
+                (&mut timer).await;
+                let deadline = last_activity + header_timeout;
+                if Instant::now() >= deadline {
+                    return;
+                }
+                timer.set_at(deadline);
+            }
+        };
+        let head = async { decode(stream.clone()).await.map(Some) }
+            .or(async {
+                idle.or(async {
+                    let _ = stopped.as_mut().await;
                 })
                 .await;
-            if busy.load(Ordering::Relaxed) {
-                future::pending::<()>().await;
-            }
-            Ok(ConnectionStatus::Close)
+                Ok(None)
+            })
+            .await;
+        // Err: not HTTP (answered by closing); None: EOF, too slow, or stopping.
+        let Ok(Some(Some((req, mut body)))) = head else {
+            break;
         };
-        let status = server.accept_one().or(interrupt).await;
-        busy.store(false, Ordering::Relaxed);
-        // Err: a malformed request or a deliberate drop; either way, close.
-        if !matches!(status, Ok(ConnectionStatus::KeepAlive)) {
+
+        let method = req.method();
+        let mut close = req
+            .header(CONNECTION)
+            .is_some_and(|c| c.as_str().eq_ignore_ascii_case("close"));
+        let handled = AssertUnwindSafe(handler(req)).catch_unwind().await;
+        let mut res = match handled {
+            Ok(Ok(res)) => res,
+            // A deliberate `drop` fault: close without an answer.
+            Ok(Err(_)) => break,
+            Err(_) => panicked(),
+        };
+        close |= res
+            .header(CONNECTION)
+            .is_some_and(|c| c.as_str().eq_ignore_ascii_case("close"));
+        if stop.is_closed() {
+            close = true;
+            res.insert_header(CONNECTION, "close");
+        }
+        let streamed = res.ext().get::<Streamed>().is_some();
+        let mut encoder = Encoder::new(res, method);
+        let written = if streamed {
+            // Head now, body as it comes (e.g. a stalled body): one write each.
+            io::copy(&mut encoder, &mut stream).await.map(drop)
+        } else {
+            // Head and body in one write: one packet, one wake-up of the client.
+            let mut bytes = Vec::with_capacity(256);
+            match encoder.read_to_end(&mut bytes).await {
+                Ok(_) => stream.write_all(&bytes).await,
+                Err(e) => Err(e),
+            }
+        };
+        if written.is_err() {
             break;
         }
+        // The handler may not have read the body: skip it to reach the next head.
+        if io::copy(&mut body, &mut io::sink()).await.is_err() || close {
+            break;
+        }
+        last_activity = Instant::now();
     }
 }
+
+/// Marks a response whose body must be sent as it is produced (a stalled or
+/// slow body), not gathered first: `res.ext_mut().insert(Streamed)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Streamed;
 
 /// The answer to a request whose handler panicked: a 500, and the service lives on.
 fn panicked() -> Response {

@@ -214,6 +214,11 @@ impl Launch {
 }
 
 impl Proc {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `host:port` of the service.
     pub fn authority(&self) -> &str {
         self.url.trim_start_matches("http://")

@@ -3,6 +3,7 @@
 mod config;
 mod echo;
 mod faults;
+mod limits;
 mod reload;
 mod shutdown;
 

@@ -1,0 +1,86 @@
+//! Server limits: slow senders cut off, idle connections closed, connections capped.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use testkit::http::{get, Conn};
+use testkit::Launch;
+
+fn a_with(server: &str) -> testkit::Proc {
+    Launch::new(
+        env!("CARGO_BIN_EXE_service-a"),
+        &format!("[server]\nport = 0\n{server}\n"),
+    )
+    .start()
+}
+
+/// Reads until the server closes; returns how long that took.
+fn closed_after(mut stream: TcpStream) -> Duration {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+    started.elapsed()
+}
+
+/// A client that sends half a head and stops is cut off after header_timeout_ms.
+#[test]
+fn slow_header_senders_are_cut_off() {
+    let a = a_with("header_timeout_ms = 200");
+    let mut slow = TcpStream::connect(a.authority()).unwrap();
+    slow.write_all(b"GET /echo?msg=x HTTP/1.1\r\nHost: a\r\n")
+        .unwrap();
+    let took = closed_after(slow);
+    assert!(
+        (Duration::from_millis(150)..Duration::from_secs(2)).contains(&took),
+        "{took:?}"
+    );
+    assert_eq!(get(&format!("{}/health", a.url)).status, 200);
+}
+
+/// An idle keep-alive connection is closed after header_timeout_ms too.
+#[test]
+fn idle_keep_alive_is_closed() {
+    let a = a_with("header_timeout_ms = 200");
+    let mut conn = Conn::open(a.authority());
+    assert_eq!(conn.get("/health").status, 200);
+    let stream = TcpStream::connect(a.authority()).unwrap();
+    let took = closed_after(stream);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+/// Past max_connections, new connections wait; they are served once one closes.
+#[test]
+fn extra_connections_wait_their_turn() {
+    let a = a_with("max_connections = 1");
+    let mut first = Conn::open(a.authority());
+    assert_eq!(first.get("/health").status, 200);
+
+    let url = format!("{}/echo?msg=second", a.url);
+    let second = std::thread::spawn(move || get(&url));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!second.is_finished(), "served beyond max_connections");
+
+    drop(first);
+    let reply = second.join().unwrap();
+    assert_eq!(reply.body, r#"{"echo":"second"}"#);
+}
+
+/// A head larger than async-h1's 8 KiB limit is refused, and A keeps serving.
+#[test]
+fn oversized_heads_are_refused() {
+    let a = a_with("");
+    let big_header = format!(
+        "GET /echo HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "y".repeat(200_000)
+    );
+    let many_headers = format!("GET /echo HTTP/1.1\r\n{}\r\n", "X-A: 1\r\n".repeat(5000));
+    for head in [big_header, many_headers] {
+        let answer = testkit::http::raw(a.authority(), head.as_bytes()).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 2"));
+    }
+    assert_eq!(get(&format!("{}/health", a.url)).status, 200);
+}

@@ -98,6 +98,8 @@ pub struct Exited {
 /// How to start a service.
 #[derive(Debug, Clone)]
 pub struct Launch {
+    /// Words before the binary, e.g. `ip netns exec NS`.
+    wrapper: Vec<String>,
     binary: PathBuf,
     config: String,
     env: Vec<(String, String)>,
@@ -108,11 +110,18 @@ impl Launch {
     /// `binary` with `config` as its TOML file; the caller chooses the port (usually 0).
     pub fn new(binary: impl Into<PathBuf>, config: &str) -> Self {
         Self {
+            wrapper: Vec::new(),
             binary: binary.into(),
             config: config.to_owned(),
             env: Vec::new(),
             dir: None,
         }
+    }
+
+    /// Runs the binary through `wrapper` (e.g. `["ip", "netns", "exec", "ns1"]`).
+    pub fn wrapped(mut self, wrapper: &[&str]) -> Self {
+        self.wrapper = wrapper.iter().map(|w| (*w).to_owned()).collect();
+        self
     }
 
     /// Adds an environment variable.
@@ -136,7 +145,14 @@ impl Launch {
             .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
         let config = dir.path().join("service.toml");
         std::fs::write(&config, &self.config).expect("write config");
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut cmd = Command::new(first);
+                cmd.args(rest).arg(&self.binary);
+                cmd
+            }
+            None => Command::new(&self.binary),
+        };
         cmd.arg("--config")
             .arg(&config)
             .current_dir(dir.path())

@@ -4,6 +4,7 @@
 mod call_echo;
 mod config;
 mod failures;
+mod netns;
 mod observability;
 mod pool;
 mod resilience;

@@ -1,0 +1,124 @@
+//! Real network faults, not a stopped process: A in a network namespace of its
+//! own behind a veth pair, then its link cut (a black hole: packets vanish, no
+//! reset, no refusal) or its address made unreachable.
+//!
+//! Needs root and iproute2 (`.ci/run` installs it); where a namespace cannot be
+//! created the tests say why and pass without running. The addresses are the
+//! test's own hosts, inside namespaces it creates and deletes.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use testkit::http::get;
+use testkit::{binary, Launch, Proc};
+
+use crate::start_b;
+
+/// A namespace holding A's end of a veth pair; removed on drop.
+struct Net {
+    ns: String,
+    host_if: String,
+    a_ip: String,
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+impl Net {
+    /// A fresh namespace with A's side at 10.201.N.2 and ours at 10.201.N.1,
+    /// or `None` (with the reason printed) where namespaces are not available.
+    fn create() -> Option<Self> {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let n = (std::process::id() + SEQ.fetch_add(1, Ordering::Relaxed) * 7) % 250 + 1;
+        let net = Self {
+            ns: format!("lab-a-{}-{n}", std::process::id()),
+            host_if: format!("vlab{n}h"),
+            a_ip: format!("10.201.{n}.2"),
+        };
+        if !ip(&["netns", "add", &net.ns]) {
+            eprintln!("skipped: cannot create a network namespace (needs root and iproute2)");
+            return None;
+        }
+        let peer = format!("vlab{n}a");
+        let host_ip = format!("10.201.{n}.1/30");
+        let a_cidr = format!("{}/30", net.a_ip);
+        let ok = ip(&["link", "add", &net.host_if, "type", "veth", "peer", "name", &peer])
+            && ip(&["link", "set", &peer, "netns", &net.ns])
+            && ip(&["addr", "add", &host_ip, "dev", &net.host_if])
+            && ip(&["link", "set", &net.host_if, "up"])
+            && ip(&["-n", &net.ns, "addr", "add", &a_cidr, "dev", &peer])
+            && ip(&["-n", &net.ns, "link", "set", &peer, "up"])
+            && ip(&["-n", &net.ns, "link", "set", "lo", "up"]);
+        if !ok {
+            eprintln!("skipped: cannot set up a veth pair into {}", net.ns);
+            return None;
+        }
+        Some(net)
+    }
+
+    /// A inside the namespace, on a free port of its address.
+    fn start_a(&self) -> Proc {
+        Launch::new(binary("service-a"), &format!("[server]\nhost = \"{}\"\nport = 0\n", self.a_ip))
+            .wrapped(&["ip", "netns", "exec", &self.ns])
+            .start()
+    }
+
+    /// Takes A's end of the link down: packets to A now vanish without a trace.
+    fn black_hole(&self) {
+        let peer = format!("{}a", self.host_if.trim_end_matches('h'));
+        assert!(ip(&["-n", &self.ns, "link", "set", &peer, "down"]));
+    }
+
+    /// Marks A's address unreachable in our routing table: connecting fails at
+    /// once with "no route to host", and no packet leaves this machine.
+    fn remove_route(&self) {
+        let a_host = format!("{}/32", self.a_ip);
+        assert!(ip(&["route", "add", "unreachable", &a_host]));
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        ip(&["route", "del", "unreachable", &format!("{}/32", self.a_ip)]);
+        ip(&["link", "del", &self.host_if]);
+        ip(&["netns", "del", &self.ns]);
+    }
+}
+
+/// A black-holed A is a `timeout` on time: not a hang, not `connection_refused`,
+/// both on a pooled connection and on a new one (whose SYN goes unanswered).
+#[test]
+fn black_holed_a_is_a_timeout() {
+    let Some(net) = Net::create() else { return };
+    let a = net.start_a();
+    let b = start_b(&a.url, 300);
+    assert_eq!(get(&format!("{}/call-echo?msg=up", b.url)).status, 200);
+
+    net.black_hole();
+    for _ in 0..2 {
+        let reply = get(&format!("{}/call-echo?msg=hole", b.url));
+        assert_eq!(reply.json()["error"], "timeout", "{}", reply.body);
+        let on_time = Duration::from_millis(300)..Duration::from_millis(350);
+        assert!(on_time.contains(&reply.elapsed), "{:?}", reply.elapsed);
+    }
+    drop(a);
+}
+
+/// No route to A is `unreachable`, answered at once.
+#[test]
+fn no_route_is_unreachable() {
+    let Some(net) = Net::create() else { return };
+    let a = net.start_a();
+    let b = start_b(&a.url, 1000);
+    net.remove_route();
+    let reply = get(&format!("{}/call-echo?msg=x", b.url));
+    assert_eq!(reply.json()["error"], "unreachable", "{}", reply.body);
+    assert_eq!(reply.json()["http_status"], 503);
+    assert!(reply.elapsed < Duration::from_millis(100), "{:?}", reply.elapsed);
+    drop(a);
+}

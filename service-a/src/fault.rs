@@ -403,6 +403,23 @@ mod tests {
         assert_eq!(off.plan(&req).unwrap(), Plan::default());
     }
 
+    proptest::proptest! {
+        /// Whatever a client puts in the fault headers: a plan or a 400, never a panic.
+        #[test]
+        fn any_fault_header_is_handled(delay in ".*", status in ".*", drop in ".*") {
+            let mut req = get();
+            for (name, value) in [(HEADER_DELAY, &delay), (HEADER_STATUS, &status), (HEADER_DROP, &drop)] {
+                if let Ok(value) = http_types::headers::HeaderValue::from_bytes(value.clone().into_bytes()) {
+                    req.insert_header(name, value);
+                }
+            }
+            match Faults::new(FaultSettings::default()).plan(&req) {
+                Ok(plan) => proptest::prop_assert!(plan.delay <= Duration::from_millis(MAX_HEADER_DELAY_MS)),
+                Err(e) => proptest::prop_assert_eq!(e.status, StatusCode::BadRequest),
+            }
+        }
+    }
+
     /// Every out-of-range key is named with what is allowed.
     #[test]
     fn validation_names_the_key() {

@@ -9,6 +9,8 @@
 
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms)]
+// Nothing reachable from a request may panic; tests may unwrap (clippy.toml).
+#![deny(clippy::unwrap_used)]
 
 mod config;
 mod echo;

@@ -15,6 +15,8 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
+// Nothing reachable from a request may panic; tests may unwrap (clippy.toml).
+#![deny(clippy::unwrap_used)]
 
 pub mod cli;
 pub mod config;

@@ -8,6 +8,7 @@ use crate::{start_a, start_b};
 /// under one trace id.
 #[test]
 fn echo_through_b() {
+    let _clock = crate::timing();
     let a = start_a("");
     let b = start_b(&a.url, 1000);
 
@@ -28,6 +29,7 @@ fn echo_through_b() {
 /// Whatever `msg` holds reaches A and comes back unchanged.
 #[test]
 fn tricky_messages_round_trip() {
+    let _clock = crate::timing();
     let a = start_a("");
     let b = start_b(&a.url, 1000);
     let long = "x".repeat(2000);
@@ -58,6 +60,7 @@ fn tricky_messages_round_trip() {
 /// A caller's traceparent is continued by B and then by A.
 #[test]
 fn traceparent_reaches_a() {
+    let _clock = crate::timing();
     let a = start_a("");
     let b = start_b(&a.url, 1000);
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -75,6 +78,7 @@ fn traceparent_reaches_a() {
 /// B's own endpoints: health always, ready when A is, JSON errors for the rest.
 #[test]
 fn health_ready_and_client_errors() {
+    let _clock = crate::timing();
     let a = start_a("");
     let b = start_b(&a.url, 1000);
 

@@ -9,6 +9,7 @@ use crate::b_config;
 /// `SERVICE_B_UPSTREAM__TIMEOUT_MS` beats the file's `timeout_ms`.
 #[test]
 fn env_beats_file() {
+    let _clock = crate::timing();
     let fake = FakeA::start(Misbehaviour::Hang);
     let b = Launch::new(env!("CARGO_BIN_EXE_service-b"), &b_config(&fake.url, 5000))
         .env("SERVICE_B_UPSTREAM__TIMEOUT_MS", "100")

@@ -39,6 +39,7 @@ fn call(b: &testkit::Proc) -> Reply {
 /// A killed: `connection_refused` in well under 100 ms, and B itself stays healthy.
 #[test]
 fn a_stopped_is_connection_refused_fast() {
+    let _clock = crate::timing();
     let mut a = start_a("");
     let b = start_b(&a.url, 1000);
     assert_eq!(call(&b).status, 200);
@@ -66,6 +67,7 @@ fn a_stopped_is_connection_refused_fast() {
 /// Nothing ever listened there: the same answer.
 #[test]
 fn nothing_listening_is_connection_refused() {
+    let _clock = crate::timing();
     let b = start_b(&refused_url(), 1000);
     assert_failure(&call(&b), "connection_refused", 503);
 }
@@ -73,6 +75,7 @@ fn nothing_listening_is_connection_refused() {
 /// A slower than the deadline: `timeout` on time, logged with its latency.
 #[test]
 fn slow_a_is_a_timeout_on_time() {
+    let _clock = crate::timing();
     let a = start_a("delay_ms = 1000");
     let b = start_b(&a.url, TIMEOUT_MS);
 
@@ -96,6 +99,7 @@ fn slow_a_is_a_timeout_on_time() {
 /// A's head on time but its body stalled: still a `timeout`, on time.
 #[test]
 fn stalled_body_from_a_is_a_timeout() {
+    let _clock = crate::timing();
     let a = start_a("body_delay_ms = 1000");
     let b = start_b(&a.url, TIMEOUT_MS);
     let reply = call(&b);
@@ -106,6 +110,7 @@ fn stalled_body_from_a_is_a_timeout() {
 /// `fail`: `upstream_status` carrying A's own status.
 #[test]
 fn failing_a_is_upstream_status() {
+    let _clock = crate::timing();
     let a = start_a("fail = true\nfail_status = 502");
     let b = start_b(&a.url, 1000);
     let reply = call(&b);
@@ -116,6 +121,7 @@ fn failing_a_is_upstream_status() {
 /// `drop`: A closes without answering, which B calls `connection_reset`.
 #[test]
 fn dropping_a_is_connection_reset() {
+    let _clock = crate::timing();
     let a = start_a("drop = true");
     let b = start_b(&a.url, 1000);
     assert_failure(&call(&b), "connection_reset", 502);
@@ -124,6 +130,7 @@ fn dropping_a_is_connection_reset() {
 /// Header faults reach A through B: no file edit needed.
 #[test]
 fn header_faults_pass_through_b() {
+    let _clock = crate::timing();
     let a = start_a("");
     let b = start_b(&a.url, TIMEOUT_MS);
     let url = format!("{}/call-echo?msg=x", b.url);
@@ -147,6 +154,7 @@ fn header_faults_pass_through_b() {
 /// Each way a peer can misbehave on the wire, and the KIND B gives it.
 #[test]
 fn misbehaving_peers_are_classified() {
+    let _clock = crate::timing();
     let cases = [
         (Misbehaviour::Hang, "timeout", 504),
         (Misbehaviour::StallBody, "timeout", 504),

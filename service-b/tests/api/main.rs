@@ -8,8 +8,25 @@ mod netns;
 mod observability;
 mod pool;
 mod resilience;
+mod soak;
+
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use testkit::{binary, Launch, Proc};
+
+/// Tests that assert timings hold this shared; the soak holds it alone, so its
+/// load never skews another test's clock.
+static CLOCK: RwLock<()> = RwLock::new(());
+
+/// For a test that measures time: waits while the soak runs.
+fn timing() -> RwLockReadGuard<'static, ()> {
+    CLOCK.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// For the soak: waits until no timing test runs, and keeps them waiting.
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    CLOCK.write().unwrap_or_else(|p| p.into_inner())
+}
 
 /// A with `fault` as its `[fault]` section, on a free port.
 fn start_a(fault: &str) -> Proc {

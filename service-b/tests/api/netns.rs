@@ -47,8 +47,16 @@ impl Net {
         let peer = format!("vlab{n}a");
         let host_ip = format!("10.201.{n}.1/30");
         let a_cidr = format!("{}/30", net.a_ip);
-        let ok = ip(&["link", "add", &net.host_if, "type", "veth", "peer", "name", &peer])
-            && ip(&["link", "set", &peer, "netns", &net.ns])
+        let ok = ip(&[
+            "link",
+            "add",
+            &net.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+        ]) && ip(&["link", "set", &peer, "netns", &net.ns])
             && ip(&["addr", "add", &host_ip, "dev", &net.host_if])
             && ip(&["link", "set", &net.host_if, "up"])
             && ip(&["-n", &net.ns, "addr", "add", &a_cidr, "dev", &peer])
@@ -63,9 +71,12 @@ impl Net {
 
     /// A inside the namespace, on a free port of its address.
     fn start_a(&self) -> Proc {
-        Launch::new(binary("service-a"), &format!("[server]\nhost = \"{}\"\nport = 0\n", self.a_ip))
-            .wrapped(&["ip", "netns", "exec", &self.ns])
-            .start()
+        Launch::new(
+            binary("service-a"),
+            &format!("[server]\nhost = \"{}\"\nport = 0\n", self.a_ip),
+        )
+        .wrapped(&["ip", "netns", "exec", &self.ns])
+        .start()
     }
 
     /// Takes A's end of the link down: packets to A now vanish without a trace.
@@ -94,6 +105,7 @@ impl Drop for Net {
 /// both on a pooled connection and on a new one (whose SYN goes unanswered).
 #[test]
 fn black_holed_a_is_a_timeout() {
+    let _clock = crate::timing();
     let Some(net) = Net::create() else { return };
     let a = net.start_a();
     let b = start_b(&a.url, 300);
@@ -112,6 +124,7 @@ fn black_holed_a_is_a_timeout() {
 /// No route to A is `unreachable`, answered at once.
 #[test]
 fn no_route_is_unreachable() {
+    let _clock = crate::timing();
     let Some(net) = Net::create() else { return };
     let a = net.start_a();
     let b = start_b(&a.url, 1000);
@@ -119,6 +132,10 @@ fn no_route_is_unreachable() {
     let reply = get(&format!("{}/call-echo?msg=x", b.url));
     assert_eq!(reply.json()["error"], "unreachable", "{}", reply.body);
     assert_eq!(reply.json()["http_status"], 503);
-    assert!(reply.elapsed < Duration::from_millis(100), "{:?}", reply.elapsed);
+    assert!(
+        reply.elapsed < Duration::from_millis(100),
+        "{:?}",
+        reply.elapsed
+    );
     drop(a);
 }

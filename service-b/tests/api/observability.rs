@@ -9,6 +9,7 @@ use crate::{start_a, start_b};
 /// /metrics is Prometheus text and counts a timeout under its KIND.
 #[test]
 fn metrics_count_kinds() {
+    let _clock = crate::timing();
     let fake = FakeA::start(Misbehaviour::Hang);
     let b = start_b(&fake.url, 100);
     assert_eq!(
@@ -53,6 +54,7 @@ fn metrics_count_kinds() {
 /// A counts the faults it injects, by kind.
 #[test]
 fn a_counts_faults() {
+    let _clock = crate::timing();
     let a = start_a("fail = true");
     get(&format!("{}/echo?msg=x", a.url));
     let text = get(&format!("{}/metrics", a.url)).body;
@@ -66,6 +68,7 @@ fn a_counts_faults() {
 /// `[log] format = "json"`: one valid JSON object per line, whatever msg holds.
 #[test]
 fn json_logs_are_valid_json() {
+    let _clock = crate::timing();
     let a = Launch::new(
         testkit::binary("service-a"),
         "[server]\nport = 0\n[log]\nformat = \"json\"\n",
@@ -108,6 +111,7 @@ fn json_logs_are_valid_json() {
 /// `[trace] report = "log"` writes spans; B's call span is the parent of A's.
 #[test]
 fn spans_to_the_log() {
+    let _clock = crate::timing();
     let a = Launch::new(
         testkit::binary("service-a"),
         "[server]\nport = 0\n[trace]\nreport = \"log\"\n",

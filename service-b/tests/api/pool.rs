@@ -10,6 +10,7 @@ use crate::{start_a, start_b};
 /// pooled connection died with the old A.
 #[test]
 fn a_restarted_behind_b_is_not_an_error() {
+    let _clock = crate::timing();
     let mut a = start_a("");
     let b = start_b(&a.url, 1000);
     assert_eq!(get(&format!("{}/call-echo?msg=before", b.url)).status, 200);
@@ -31,6 +32,7 @@ fn a_restarted_behind_b_is_not_an_error() {
 /// connections; no later call may read one of them as its own.
 #[test]
 fn no_call_gets_another_calls_answer() {
+    let _clock = crate::timing();
     let a = start_a("");
     let b = start_b(&a.url, 200);
     let url = |msg: &str| format!("{}/call-echo?msg={msg}", b.url);

@@ -25,6 +25,7 @@ fn metrics(p: &Proc) -> String {
 /// With A down, retries back off and still answer within the call's budget.
 #[test]
 fn retries_stay_inside_the_budget() {
+    let _clock = crate::timing();
     let b = b_with(
         &refused_url(),
         "timeout_ms = 300\nretries = 3\nbackoff_base_ms = 20\nbackoff_max_ms = 80",
@@ -50,6 +51,7 @@ fn retries_stay_inside_the_budget() {
 /// A retried 5xx succeeds on the second attempt (`fail_first = 1`).
 #[test]
 fn retry_on_upstream_status_succeeds_second_time() {
+    let _clock = crate::timing();
     let a = start_a("fail_first = 1\nfail_status = 503");
     let b = b_with(
         &a.url,
@@ -65,6 +67,7 @@ fn retry_on_upstream_status_succeeds_second_time() {
 /// Not listed in `retry_on` (the default list has no upstream_status): one attempt.
 #[test]
 fn unlisted_kinds_are_not_retried() {
+    let _clock = crate::timing();
     let a = start_a("fail = true");
     let b = b_with(&a.url, "retries = 3");
     let reply = call(&b);
@@ -75,6 +78,7 @@ fn unlisted_kinds_are_not_retried() {
 /// Under sustained failure the retry budget keeps retries near 20% of calls.
 #[test]
 fn retry_budget_caps_retries() {
+    let _clock = crate::timing();
     let b = b_with(
         &refused_url(),
         "retries = 3\nbackoff_base_ms = 1\nbackoff_max_ms = 1",
@@ -99,6 +103,7 @@ fn retry_budget_caps_retries() {
 /// closes on a successful trial and reopens on a failed one.
 #[test]
 fn circuit_breaker_cycle() {
+    let _clock = crate::timing();
     let mut a = start_a("");
     let b = b_with(
         &a.url,
@@ -146,6 +151,7 @@ fn circuit_breaker_cycle() {
 /// A failed trial opens the breaker again at once.
 #[test]
 fn failed_trial_reopens() {
+    let _clock = crate::timing();
     let b = b_with(
         &refused_url(),
         "\n[circuit_breaker]\nenabled = true\nfailure_threshold = 1\nopen_ms = 100",
@@ -166,6 +172,7 @@ fn failed_trial_reopens() {
 /// and logs the request as abandoned, long before the delay would end.
 #[test]
 fn a_abandons_what_b_no_longer_waits_for() {
+    let _clock = crate::timing();
     let a = start_a("delay_ms = 5000");
     let b = b_with(&a.url, "timeout_ms = 200");
     let started = Instant::now();
@@ -186,6 +193,7 @@ fn a_abandons_what_b_no_longer_waits_for() {
 /// 200 calls through B reuse a handful of connections to A.
 #[test]
 fn connections_are_reused() {
+    let _clock = crate::timing();
     let a = start_a("");
     let b = b_with(&a.url, "");
     let threads: Vec<_> = (0..4)

@@ -29,6 +29,7 @@ impl Args {
 /// Prints `binary: message` on stderr and exits with `code`: for start-up failures,
 /// which happen before the first log line.
 pub fn exit_with(binary: &str, code: i32, message: impl std::fmt::Display) -> ! {
+    crate::log::flush();
     eprintln!("{binary}: {message}");
     std::process::exit(code)
 }

@@ -5,12 +5,19 @@
 //! logfmt by default; `[log] format = "json"` writes one JSON object per line
 //! for log shippers. In logfmt a value with spaces, quotes, `=` or control
 //! characters is quoted and escaped, so a `msg` holding `"\n` cannot forge a
-//! second line. Each line is written with one `write_all` under stdout's lock:
-//! lines from concurrent requests never interleave.
+//! second line.
+//!
+//! Lines go to a writer thread through a bounded queue, so a slow reader of
+//! stdout (a pager, a full pipe) never blocks a request: past
+//! [`QUEUE_LINES`] waiting lines, new ones are dropped and counted, and the
+//! count is logged (`event=log_dropped`) once the writer catches up. The writer
+//! batches whatever is waiting into one write. [`flush`] at exit writes the rest.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
@@ -37,10 +44,84 @@ pub struct LogSettings {
 
 /// Stdout is one per process, so its format is too: set once at start.
 static FORMAT: OnceLock<Format> = OnceLock::new();
+/// The service writing, for the lines the writer thread itself adds.
+static SERVICE: OnceLock<&'static str> = OnceLock::new();
 
-/// Sets the format of every line from now on (first call wins).
-pub fn set_format(format: Format) {
+/// Sets the service name and the format of every line from now on (first call wins).
+pub fn init(service: &'static str, format: Format) {
+    let _ = SERVICE.set(service);
     let _ = FORMAT.set(format);
+}
+
+/// Lines that may wait for the writer thread before new ones are dropped.
+pub const QUEUE_LINES: usize = 16 * 1024;
+
+enum Message {
+    Line(String),
+    /// Write everything queued so far, then answer.
+    Flush(SyncSender<()>),
+}
+
+/// The queue to the writer thread, started on first use.
+static QUEUE: OnceLock<SyncSender<Message>> = OnceLock::new();
+/// Lines dropped because the queue was full, not yet reported.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+fn queue() -> &'static SyncSender<Message> {
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = sync_channel(QUEUE_LINES);
+        let spawned = std::thread::Builder::new()
+            .name("log-writer".to_owned())
+            .spawn(move || write_lines(rx));
+        if spawned.is_err() {
+            // No thread, no queue: the receiver is gone and lines are counted as dropped.
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+        tx
+    })
+}
+
+/// The writer thread: everything waiting, in one write; then the dropped count.
+fn write_lines(rx: Receiver<Message>) {
+    let mut out = std::io::stdout().lock();
+    let mut batch = Vec::with_capacity(64 * 1024);
+    while let Ok(first) = rx.recv() {
+        let mut acks = Vec::new();
+        let mut next = Some(first);
+        while let Some(message) = next {
+            match message {
+                Message::Line(line) => batch.extend_from_slice(line.as_bytes()),
+                Message::Flush(ack) => acks.push(ack),
+            }
+            next = if batch.len() < 256 * 1024 {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        let dropped = DROPPED.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            let service = SERVICE.get().copied().unwrap_or("-");
+            let line = Line::new(service)
+                .str("event", "log_dropped")
+                .num("lines", dropped);
+            batch.extend_from_slice(line.render().as_bytes());
+        }
+        // A closed stdout is ignored: logging never fails a request.
+        let _ = out.write_all(&batch).and_then(|()| out.flush());
+        batch.clear();
+        for ack in acks {
+            let _ = ack.send(());
+        }
+    }
+}
+
+/// Waits until every line emitted so far is written: call before exiting.
+pub fn flush() {
+    let (ack, done) = sync_channel(1);
+    if queue().send(Message::Flush(ack)).is_ok() {
+        let _ = done.recv();
+    }
 }
 
 /// A value: text (quoted when needed) or a bare token (numbers, booleans).
@@ -128,14 +209,30 @@ impl Line {
         out
     }
 
-    /// Writes the line to stdout. A closed stdout is ignored: logging never fails a request.
-    pub fn emit(self) {
+    /// The line in the configured format, with its newline.
+    fn render(&self) -> String {
         let mut text = match FORMAT.get().copied().unwrap_or_default() {
             Format::Logfmt => self.to_logfmt(),
             Format::Json => self.to_json(),
         };
         text.push('\n');
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        text
+    }
+
+    /// Queues the line for stdout; never blocks (see the module doc).
+    pub fn emit(self) {
+        if SERVICE.get().is_none() {
+            // Not a running service (a unit test calling a handler): print in
+            // place, where the test harness captures it.
+            print!("{}", self.render());
+            return;
+        }
+        match queue().try_send(Message::Line(self.render())) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 

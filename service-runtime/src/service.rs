@@ -31,7 +31,7 @@ impl Service {
         let source = Args::parse().config_source(self.default_config, self.env_prefix);
         match source.load::<T>() {
             Ok(loaded) => {
-                crate::log::set_format(loaded.settings.log().format);
+                crate::log::init(self.name, loaded.settings.log().format);
                 crate::trace::init(self.name, loaded.settings.trace());
                 (source, loaded)
             }
@@ -80,6 +80,7 @@ impl Service {
                 .emit();
         });
         fastrace::flush();
+        crate::log::flush();
         std::process::exit(0)
     }
 }

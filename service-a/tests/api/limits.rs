@@ -84,3 +84,54 @@ fn oversized_heads_are_refused() {
     }
     assert_eq!(get(&format!("{}/health", a.url)).status, 200);
 }
+
+/// A stdout nobody reads (a full pipe) never blocks requests: lines beyond the
+/// queue are dropped and their number logged once the reader catches up.
+#[test]
+fn stalled_stdout_never_blocks_requests() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let dir = std::env::temp_dir().join(format!("stalled-stdout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("a.toml");
+    std::fs::write(&config, "[server]\nport = 0\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_service-a"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut start = String::new();
+    out.read_line(&mut start).unwrap();
+    let url = testkit::field(start.trim_end(), "url").unwrap();
+
+    // Far more lines than a pipe holds (64 KiB) plus the queue (16 Ki lines).
+    let authority = url.trim_start_matches("http://").to_owned();
+    let started = Instant::now();
+    let mut conn = Conn::open(&authority);
+    for _ in 0..20_000 {
+        assert_eq!(conn.get("/health").status, 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Now read: the drop is reported.
+    let reader = std::thread::spawn(move || {
+        out.lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("event=log_dropped"))
+    });
+    for _ in 0..10 {
+        conn.get("/health");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(reader.join().unwrap(), "no event=log_dropped line");
+    std::fs::remove_dir_all(dir).ok();
+}

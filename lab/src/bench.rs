@@ -155,7 +155,7 @@ fn found(tool: &str) -> bool {
 fn service(name: &str, extra: &str, pin: bool) -> anyhow::Result<Proc> {
     // One executor thread: the server gets one core, as nginx's one worker does.
     let config = format!("[server]\nport = 0\nthreads = 1\n{extra}");
-    let proc = Launch::new(binary(name), &config).start();
+    let proc = Launch::new(binary(name), &config).discard_lines().start();
     if pin {
         pin_to_core0(proc.pid())?;
     }

@@ -6,18 +6,7 @@ use service_runtime::config::{ConfigSource, Invalid, ServerSettings, Settings};
 use service_runtime::http::query_param;
 use service_runtime::log::{escape, LogSettings};
 use service_runtime::trace::TraceSettings;
-
-/// Percent-encodes every byte but unreserved ones, as a browser's form would.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use testkit::http::encode;
 
 /// Undoes [`escape`]: what a logfmt parser would read back.
 fn unescape(v: &str) -> String {

@@ -104,6 +104,7 @@ pub struct Launch {
     config: String,
     env: Vec<(String, String)>,
     dir: Option<Arc<tempfile::TempDir>>,
+    keep_lines: bool,
 }
 
 impl Launch {
@@ -115,7 +116,16 @@ impl Launch {
             config: config.to_owned(),
             env: Vec::new(),
             dir: None,
+            keep_lines: true,
         }
+    }
+
+    /// Reads but no longer keeps log lines after the start line: for load
+    /// tests, where keeping millions of lines would cost the machine more than
+    /// the service does.
+    pub fn discard_lines(mut self) -> Self {
+        self.keep_lines = false;
+        self
     }
 
     /// Runs the binary through `wrapper` (e.g. `["ip", "netns", "exec", "ns1"]`).
@@ -167,13 +177,19 @@ impl Launch {
         let stdout = Arc::new(Lines::default());
         let out = child.stdout.take().expect("stdout");
         let sink = stdout.clone();
+        let keep = self.keep_lines;
         std::thread::spawn(move || {
+            // The start line is always kept: it carries the URL.
+            let mut first = true;
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
                 if std::env::var_os("TEST_LOG").is_some() {
                     eprintln!("{line}");
                 }
-                sink.push(line);
+                if keep || first {
+                    first = false;
+                    sink.push(line);
+                }
             }
             sink.push("<eof>".to_owned());
         });

@@ -103,3 +103,36 @@ fn health_ready_and_client_errors() {
     let bad = get(&format!("{}/call-echo?msg=%FF", b.url));
     assert_eq!(bad.status, 400);
 }
+
+/// Malformed requests get a 4xx or a closed connection from B too, and B keeps serving.
+#[test]
+fn malformed_requests_do_not_hurt_b() {
+    let _clock = crate::timing();
+    let a = start_a("");
+    let b = start_b(&a.url, 1000);
+    let cases: Vec<Vec<u8>> = vec![
+        b"garbage\r\n\r\n".to_vec(),
+        b"GET / HTTP/9.9\r\n\r\n".to_vec(),
+        b"GET /call-echo HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_vec(),
+        b"GET /call-echo HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(),
+        format!(
+            "GET /call-echo?msg={} HTTP/1.1\r\n\r\n",
+            "x".repeat(200_000)
+        )
+        .into_bytes(),
+        format!(
+            "GET /call-echo HTTP/1.1\r\n{}\r\n",
+            "X-A: 1\r\n".repeat(5000)
+        )
+        .into_bytes(),
+        b"GET /call-echo?msg=\xff\xfe HTTP/1.1\r\n\r\n".to_vec(),
+    ];
+    for bytes in cases {
+        if let Ok(answer) = testkit::http::raw(b.authority(), &bytes) {
+            let text = String::from_utf8_lossy(&answer);
+            assert!(!text.starts_with("HTTP/1.1 2"), "accepted: {text}");
+        }
+        assert_eq!(get(&format!("{}/call-echo?msg=ok", b.url)).status, 200);
+    }
+}

@@ -85,6 +85,25 @@ impl Net {
         assert!(ip(&["-n", &self.ns, "link", "set", &peer, "down"]));
     }
 
+    /// Delays every packet A sends by `ms` with `tc netem`; false (with the
+    /// reason printed) where the kernel has no netem.
+    fn add_latency(&self, ms: u32) -> bool {
+        let peer = format!("{}a", self.host_if.trim_end_matches('h'));
+        let delay = format!("{ms}ms");
+        let added = Command::new("tc")
+            .args([
+                "-n", &self.ns, "qdisc", "add", "dev", &peer, "root", "netem", "delay", &delay,
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !added {
+            eprintln!(
+                "skipped: `tc qdisc ... netem` failed (no tc, or no sch_netem in this kernel)"
+            );
+        }
+        added
+    }
+
     /// Marks A's address unreachable in our routing table: connecting fails at
     /// once with "no route to host", and no packet leaves this machine.
     fn remove_route(&self) {
@@ -138,4 +157,31 @@ fn no_route_is_unreachable() {
         reply.elapsed
     );
     drop(a);
+}
+
+/// A real network latency: 200 ms on every packet from A. A call needs two of
+/// A's packets in turn (SYN-ACK, then the answer), so with a 300 ms budget B
+/// times out on time, and with 1000 ms it succeeds.
+#[test]
+fn network_latency_meets_the_deadline() {
+    let _clock = crate::timing();
+    let Some(net) = Net::create() else { return };
+    let a = net.start_a();
+    if !net.add_latency(200) {
+        return;
+    }
+    let tight = start_b(&a.url, 300);
+    let reply = get(&format!("{}/call-echo?msg=slow", tight.url));
+    assert_eq!(reply.json()["error"], "timeout", "{}", reply.body);
+    let on_time = Duration::from_millis(300)..Duration::from_millis(350);
+    assert!(on_time.contains(&reply.elapsed), "{:?}", reply.elapsed);
+
+    let loose = start_b(&a.url, 1000);
+    let reply = get(&format!("{}/call-echo?msg=slow", loose.url));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.elapsed >= Duration::from_millis(400),
+        "{:?}",
+        reply.elapsed
+    );
 }

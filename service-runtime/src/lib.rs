@@ -7,7 +7,7 @@
 //! - [`server`]: the accept loop, connection limits, header timeout, graceful stop.
 //! - [`exchange`]: one request's trace, clock, log line and metrics.
 //! - [`http`]: JSON answers, the one error type, method checks, query decoding.
-//! - [`log`]: one logfmt line per event, never split by what a client sent.
+//! - [`log`]: one logfmt (or JSON) line per event, never split by a client, never blocking.
 //! - [`metrics`]: `/metrics` in Prometheus text format; requests by endpoint and status.
 //! - [`trace`]: W3C `traceparent` in and out, so one call has one trace id.
 //! - [`cli`]: `--config PATH`, and how start-up failures exit.

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use testkit::{binary, Launch, Proc};
+use testkit::{binary, rss_kib, Launch, Proc};
 
 /// Connections kept open by wrk.
 const CONNECTIONS: u32 = 50;
@@ -171,18 +171,6 @@ fn pin_to_core0(pid: u32) -> anyhow::Result<()> {
         bail!("taskset failed for pid {pid}");
     }
     Ok(())
-}
-
-/// Resident memory of `pid` in KiB, from /proc (0 where there is none).
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// One wrk run against `url`.

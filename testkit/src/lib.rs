@@ -387,3 +387,42 @@ pub fn metric(text: &str, sample: &str) -> f64 {
         .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
         .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }
+
+/// Resident memory of process `pid` in KiB, from /proc (0 where there is none).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Open file descriptors of process `pid`, from /proc (0 where there is none).
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Starts `binary` with `toml` and checks that it refuses the config as the
+/// contract says: exit code 2 before binding, one line naming the file and
+/// containing `expected` (the key and what is allowed).
+pub fn assert_bad_config(binary: impl Into<PathBuf>, toml: &str, expected: &str) {
+    let exited = Launch::new(binary, toml)
+        .try_start()
+        .map(|p| p.url.clone())
+        .expect_err(toml);
+    assert_eq!(exited.code, Some(2), "{toml}: {}", exited.stderr);
+    assert!(
+        exited.stderr.contains("service.toml: "),
+        "{toml}: {}",
+        exited.stderr
+    );
+    assert!(
+        exited.stderr.contains(expected),
+        "{toml}: {}",
+        exited.stderr
+    );
+    assert_eq!(exited.stderr.trim().lines().count(), 1, "{}", exited.stderr);
+}

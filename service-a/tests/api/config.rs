@@ -28,21 +28,7 @@ fn bad_configs_exit_2() {
         ("[fault\n", "line 1"),
     ];
     for (toml, expected) in cases {
-        let exited = Launch::new(env!("CARGO_BIN_EXE_service-a"), toml)
-            .try_start()
-            .expect_err(toml);
-        assert_eq!(exited.code, Some(2), "{toml}: {}", exited.stderr);
-        assert!(
-            exited.stderr.contains("service.toml"),
-            "{toml}: {}",
-            exited.stderr
-        );
-        assert!(
-            exited.stderr.contains(expected),
-            "{toml}: {}",
-            exited.stderr
-        );
-        assert_eq!(exited.stderr.trim().lines().count(), 1, "{}", exited.stderr);
+        testkit::assert_bad_config(env!("CARGO_BIN_EXE_service-a"), toml, expected);
     }
 }
 

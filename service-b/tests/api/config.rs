@@ -33,19 +33,6 @@ fn bad_upstream_settings_exit_2() {
     ];
     for (line, expected) in cases {
         let config = format!("[server]\nport = 0\n[upstream]\n{line}\n");
-        let exited = Launch::new(env!("CARGO_BIN_EXE_service-b"), &config)
-            .try_start()
-            .expect_err(line);
-        assert_eq!(exited.code, Some(2), "{line}");
-        assert!(
-            exited.stderr.contains("service.toml: "),
-            "{}",
-            exited.stderr
-        );
-        assert!(
-            exited.stderr.contains(expected),
-            "{line}: {}",
-            exited.stderr
-        );
+        testkit::assert_bad_config(env!("CARGO_BIN_EXE_service-b"), &config, expected);
     }
 }

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use testkit::http::{encode, Conn};
+use testkit::{open_fds, rss_kib};
 
 use crate::{start_a, start_b};
 
@@ -39,19 +40,6 @@ fn load(authority: &str, calls: usize, round: usize) {
     for w in workers {
         w.join().expect("a worker saw a wrong answer");
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 /// Every answer right under sustained load with failures; memory and fds flat.

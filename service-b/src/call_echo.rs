@@ -8,7 +8,6 @@ use serde::Serialize;
 use service_runtime::exchange::{Ending, Exchange};
 use service_runtime::http::{self, allow_get, json, query_param, ApiError};
 use service_runtime::metrics::{self, HttpMetrics, Registry};
-use service_runtime::trace;
 
 use crate::config::Settings;
 use crate::upstream::{CallError, Forward, Upstream};
@@ -72,7 +71,7 @@ struct Ready {
 pub async fn handle(app: Arc<App>, req: Request) -> http_types::Result<Response> {
     let exchange = Exchange::begin("B", &req);
     let forward = Forward {
-        trace_id: trace::trace_id(&exchange.trace),
+        trace_id: exchange.trace_id.clone(),
         traceparent: Some(exchange.traceparent()),
         faults: Forward::faults_of(&req),
     };

@@ -19,6 +19,8 @@ pub struct Exchange {
     pub trace: SpanContext,
     /// This request's root span.
     pub span: Span,
+    /// The trace id as logged, formatted once.
+    pub trace_id: String,
     started: Instant,
 }
 
@@ -43,6 +45,7 @@ impl Exchange {
             service,
             trace,
             span: trace::request_span(service, trace),
+            trace_id: trace::trace_id(&trace),
             started: Instant::now(),
         }
     }
@@ -67,7 +70,7 @@ impl Exchange {
             .num("http_status", ending.http_status);
         extra(line)
             .num("latency_ms", latency.as_millis())
-            .str("trace_id", &trace::trace_id(&self.trace))
+            .str("trace_id", &self.trace_id)
             .emit();
         metrics.record(ending.endpoint, ending.http_status, latency);
     }

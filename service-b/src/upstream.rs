@@ -14,7 +14,7 @@ use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
-use http_types::{Request, StatusCode};
+use http_types::{Method, Request, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -352,17 +352,20 @@ impl Upstream {
         self.metrics.attempts.inc();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let call = async {
-            let mut req = self
-                .client
-                .get(url)
-                .header(HEADER_BUDGET, remaining.as_millis().to_string());
+            // A request built from the parsed Url: `client.get(&str)` would parse it again.
+            let mut req = surf::Request::new(Method::Get, url);
+            req.insert_header(HEADER_BUDGET, remaining.as_millis().to_string());
             if let Some(tp) = &forward.traceparent {
-                req = req.header(service_runtime::trace::TRACEPARENT, tp.as_str());
+                req.insert_header(service_runtime::trace::TRACEPARENT, tp.as_str());
             }
             for (name, value) in &forward.faults {
-                req = req.header(name.as_str(), value.as_str());
+                req.insert_header(name.as_str(), value.as_str());
             }
-            let mut res = req.await.map_err(|e| classify(&e, &self.authority))?;
+            let mut res = self
+                .client
+                .send(req)
+                .await
+                .map_err(|e| classify(&e, &self.authority))?;
             let body = res
                 .body_bytes()
                 .await

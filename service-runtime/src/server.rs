@@ -45,14 +45,44 @@ pub fn block_on<T>(threads: usize, main: impl Future<Output = T>) -> T {
             std::thread::Builder::new()
                 .name(format!("worker-{i}"))
                 .spawn_scoped(scope, move || {
-                    smol::block_on(EXECUTOR.run(async { stopped.recv().await.ok() }))
+                    smol::block_on(run_tasks(async { stopped.recv().await.ok() }))
                 })
                 .expect("spawning an executor thread at start-up");
         }
-        let out = smol::block_on(EXECUTOR.run(main));
+        let out = smol::block_on(run_tasks(main));
         drop(stop);
         out
     })
+}
+
+/// Tasks run between two looks at the sockets while tasks keep coming.
+const BATCH: usize = 4;
+
+/// Runs [`EXECUTOR`]'s tasks on this thread until `main` is done, polling the
+/// reactor (without blocking) after every [`BATCH`] tasks.
+///
+/// `Executor::run` does the same only every 200 tasks. Under load that leaves
+/// the reactor untouched for milliseconds; async-io's helper thread then takes
+/// it, keeps it, and every socket event becomes two context switches (helper,
+/// then executor). Measured on one core with A beside it: B at 1.4 context
+/// switches and ~100 µs of CPU per call that way, 0.4 and ~50 µs this way; 4
+/// was steadier than 8 or 16, and 1 cost a poll per task.
+async fn run_tasks<T>(main: impl Future<Output = T>) -> T {
+    let forever = async {
+        loop {
+            let mut ran = 0;
+            while ran < BATCH && EXECUTOR.try_tick() {
+                ran += 1;
+            }
+            if ran == BATCH {
+                // Back to `block_on`, which polls the reactor without blocking.
+                smol::future::yield_now().await;
+            } else {
+                EXECUTOR.tick().await;
+            }
+        }
+    };
+    main.or(forever).await
 }
 
 /// Binds the listening socket, naming the address if that fails (port taken).

@@ -250,6 +250,8 @@ async fn connection<H, Fut>(
         };
 
         let method = req.method();
+        // No Content-Length and no chunked body: async-h1 reads none (len 0).
+        let has_body = req.len() != Some(0);
         let mut close = req
             .header(CONNECTION)
             .is_some_and(|c| c.as_str().eq_ignore_ascii_case("close"));
@@ -284,7 +286,8 @@ async fn connection<H, Fut>(
             break;
         }
         // The handler may not have read the body: skip it to reach the next head.
-        if io::copy(&mut body, &mut io::sink()).await.is_err() || close {
+        // (Most requests have none; io::copy would allocate a buffer regardless.)
+        if close || has_body && io::copy(&mut body, &mut io::sink()).await.is_err() {
             break;
         }
         last_activity = Instant::now();

@@ -138,9 +138,14 @@ impl Conn {
 
     /// `GET target` on this connection; reads exactly one answer (by Content-Length).
     pub fn get(&mut self, target: &str) -> Reply {
-        let started = Instant::now();
         let head = format!("GET {target} HTTP/1.1\r\nHost: {}\r\n\r\n", self.authority);
-        self.stream.write_all(head.as_bytes()).expect("write");
+        self.send(head.as_bytes())
+    }
+
+    /// Writes `bytes` (a whole request, as given) and reads exactly one answer.
+    pub fn send(&mut self, bytes: &[u8]) -> Reply {
+        let started = Instant::now();
+        self.stream.write_all(bytes).expect("write");
         let mut bytes = Vec::new();
         let mut byte = [0u8; 1];
         while !bytes.ends_with(b"\r\n\r\n") {

@@ -1,6 +1,6 @@
 //! A's endpoints over a real socket, as curl sees them.
 
-use testkit::http::{encode, get, raw, request};
+use testkit::http::{encode, get, raw, request, Conn};
 
 use crate::start_a;
 
@@ -102,5 +102,24 @@ fn malformed_requests_do_not_hurt() {
             );
         }
         assert_eq!(get(&format!("{}/health", a.url)).status, 200);
+    }
+}
+
+/// A body nobody reads is skipped, not taken for the next request on the
+/// connection: fixed-length and chunked. (async-h1 reads ahead into a buffer it
+/// drops, so a client that pipelines a request behind a late body is not
+/// served; clients that wait for each answer are.)
+#[test]
+fn unread_bodies_keep_the_connection_in_step() {
+    let a = start_a("");
+    let mut conn = Conn::open(a.authority());
+    for request in [
+        "GET /echo?msg=one HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+        "GET /echo?msg=two HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "GET /echo?msg=three HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        let msg = request.split(['=', ' ']).nth(2).unwrap_or_default();
+        let answer = conn.send(request.as_bytes());
+        assert_eq!((answer.status, answer.str("echo")), (200, msg.to_owned()));
     }
 }

@@ -5,6 +5,12 @@
 //! Every row: the server(s) pinned to core 0, wrk pinned to core 1 (with
 //! `taskset`, when there are two cores), 50 connections, a bounded time, all on
 //! loopback. Installs nothing: it says how to get wrk or nginx if missing.
+//!
+//! The happy-path rows run in interleaved rounds and report medians, and each
+//! ratio is the median of per-round ratios: on a shared VM the machine's speed
+//! drifts by tens of percent within minutes, so only runs seconds apart compare.
+//! B's baseline is nginx proxying to an nginx upstream in another process, as B
+//! calls A; nginx proxying to its own worker is shown beside it.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -16,6 +22,46 @@ use testkit::{binary, rss_kib, Launch, Proc};
 
 /// Connections kept open by wrk.
 const CONNECTIONS: u32 = 50;
+
+/// Happy-path rounds; each row gets `seconds / ROUNDS` of load per round.
+const ROUNDS: u32 = 3;
+
+const NGINX_RETURN: &str = "nginx `return 200` (A's job)";
+const A_ECHO: &str = "A /echo";
+const NGINX_PROXY_APART: &str = "nginx proxy_pass → nginx upstream in its own process (B's job)";
+const NGINX_PROXY_SAME: &str = "nginx proxy_pass → upstream in the same worker";
+const B_CALL: &str = "B /call-echo → A (two processes, as nginx apart)";
+
+/// The row of `name` over `rounds`: median req/s and percentiles, all non-2xx.
+fn median_row(name: &str, rounds: &[Vec<Row>]) -> Row {
+    let of = |f: fn(&Row) -> f64| {
+        let mut v: Vec<f64> = rounds
+            .iter()
+            .flatten()
+            .filter(|r| r.name == name)
+            .map(f)
+            .collect();
+        median(&mut v)
+    };
+    Row {
+        name: name.to_owned(),
+        rps: of(|r| r.rps),
+        p50_ms: of(|r| r.p50_ms),
+        p99_ms: of(|r| r.p99_ms),
+        non_2xx: rounds
+            .iter()
+            .flatten()
+            .filter(|r| r.name == name)
+            .map(|r| r.non_2xx)
+            .sum(),
+        note: format!("median of {}", rounds.len()),
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
 
 /// One measured row.
 struct Row {
@@ -45,47 +91,43 @@ pub fn run(seconds: u32) -> anyhow::Result<()> {
         eprintln!("lab | nginx not installed (`apt-get install nginx-light`): no baseline rows");
         None
     };
-    if let Some(n) = &nginx {
-        rows.push(wrk(
-            pin,
-            "nginx `return 200` (A's job)",
-            &format!("{}/echo?msg=hello", n.direct),
-            seconds,
-            "",
-        )?);
-    }
     let a = service("service-a", "", pin)?;
-    let idle_a = rss_kib(a.pid());
-    rows.push(wrk(
-        pin,
-        "A /echo",
-        &format!("{}/echo?msg=hello", a.url),
-        seconds,
-        "",
-    )?);
-    if let Some(n) = &nginx {
-        let row = wrk(
-            pin,
-            "nginx proxy_pass, keepalive upstream (B's job)",
-            &format!("{}/echo?msg=hello", n.proxy),
-            seconds,
-            "",
-        )?;
-        rows.push(row);
-    }
     let b = service(
         "service-b",
         &format!("[upstream]\nurl = \"{}\"\n", a.url),
         pin,
     )?;
-    let idle_b = rss_kib(b.pid());
-    rows.push(wrk(
-        pin,
-        "B /call-echo (A on the same core)",
-        &format!("{}/call-echo?msg=hello", b.url),
-        seconds,
-        "",
-    )?);
+    let (idle_a, idle_b) = (rss_kib(a.pid()), rss_kib(b.pid()));
+
+    // The happy path: every row once per round, rounds back to back, so that
+    // each ratio compares runs a few seconds apart (this VM's speed drifts by
+    // tens of percent over minutes).
+    let mut happy: Vec<(&str, String)> = Vec::new();
+    if let Some(n) = &nginx {
+        happy.push((NGINX_RETURN, format!("{}/echo?msg=hello", n.direct)));
+    }
+    happy.push((A_ECHO, format!("{}/echo?msg=hello", a.url)));
+    if let Some(n) = &nginx {
+        happy.push((
+            NGINX_PROXY_APART,
+            format!("{}/echo?msg=hello", n.proxy_apart),
+        ));
+        happy.push((NGINX_PROXY_SAME, format!("{}/echo?msg=hello", n.proxy_same)));
+    }
+    happy.push((B_CALL, format!("{}/call-echo?msg=hello", b.url)));
+    let slice = (seconds / ROUNDS).max(2);
+    let mut rounds: Vec<Vec<Row>> = Vec::new();
+    for round in 1..=ROUNDS {
+        eprintln!("lab | round {round} of {ROUNDS}");
+        let mut this = Vec::new();
+        for (name, url) in &happy {
+            this.push(wrk(pin, name, url, slice, "")?);
+        }
+        rounds.push(this);
+    }
+    for (name, _) in &happy {
+        rows.push(median_row(name, &rounds));
+    }
     let (busy_a, busy_b) = (rss_kib(a.pid()), rss_kib(b.pid()));
 
     // Failure paths: exact under load?
@@ -129,16 +171,27 @@ pub fn run(seconds: u32) -> anyhow::Result<()> {
     println!(
         "\nRSS: A {idle_a} KiB idle, {busy_a} KiB after its load; B {idle_b} KiB idle, {busy_b} KiB after its load."
     );
-    let ratio = |a: &str, b: &str| -> Option<f64> {
-        let x = rows.iter().find(|r| r.name.starts_with(a))?.rps;
-        let y = rows.iter().find(|r| r.name.starts_with(b))?.rps;
-        Some(x / y)
+    // Each ratio: the median over rounds of that round's ratio.
+    let ratio = |ours: &str, theirs: &str| -> Option<f64> {
+        let mut each: Vec<f64> = rounds
+            .iter()
+            .map(|round| {
+                let rps = |name: &str| round.iter().find(|r| r.name == name).map(|r| r.rps);
+                Some(rps(ours)? / rps(theirs)?)
+            })
+            .collect::<Option<_>>()?;
+        Some(median(&mut each))
     };
-    if let (Some(ra), Some(rb)) = (
-        ratio("A /echo", "nginx `return"),
-        ratio("B /call-echo", "nginx proxy"),
+    if let (Some(ra), Some(rb), Some(rs)) = (
+        ratio(A_ECHO, NGINX_RETURN),
+        ratio(B_CALL, NGINX_PROXY_APART),
+        ratio(B_CALL, NGINX_PROXY_SAME),
     ) {
-        println!("Ratios: A / nginx return = {ra:.2}; B / nginx proxy = {rb:.2}.");
+        println!(
+            "Ratios (median of {ROUNDS} rounds): A / nginx return = {ra:.2}; \
+             B / nginx proxy to an upstream process = {rb:.2}; \
+             B / nginx proxy to its own worker = {rs:.2}."
+        );
     }
     Ok(())
 }
@@ -237,7 +290,8 @@ fn table(rows: &[Row], seconds: u32, pin: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nwrk -t1 -c{CONNECTIONS}, {seconds} s a row (failure rows up to 5 s){}\n",
+        "\nwrk -t1 -c{CONNECTIONS}; happy-path rows: {ROUNDS} interleaved rounds of {} s, medians; failure rows: one run of up to 5 s{}\n",
+        (seconds / ROUNDS).max(2),
         if pin {
             ", servers on core 0, wrk on core 1"
         } else {
@@ -256,19 +310,59 @@ fn table(rows: &[Row], seconds: u32, pin: bool) -> String {
     out
 }
 
-/// nginx in a temp folder on free ports: one server answering A's JSON, one
-/// proxying to it with a keepalive upstream.
+/// nginx in temp folders on free ports, one worker each: a front answering A's
+/// JSON itself and proxying to it in the same worker, and an upstream in a
+/// process of its own that the front also proxies to (as B calls A).
 struct Nginx {
-    child: Child,
+    _front: Instance,
+    _upstream: Instance,
     direct: String,
-    proxy: String,
-    _dir: tempfile::TempDir,
+    proxy_same: String,
+    proxy_apart: String,
 }
 
 impl Nginx {
     fn start(pin: bool) -> anyhow::Result<Self> {
+        let [direct, same, apart, upstream] =
+            [free_port()?, free_port()?, free_port()?, free_port()?];
+        let answer =
+            r#"location / { default_type application/json; return 200 '{"echo":"hello"}'; }"#;
+        let upstream_conf = format!("server {{ listen 127.0.0.1:{upstream}; {answer} }}");
+        let front_conf = format!(
+            r#"upstream same {{ server 127.0.0.1:{direct}; keepalive 64; }}
+    upstream apart {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+    server {{ listen 127.0.0.1:{direct}; {answer} }}
+    server {{
+        listen 127.0.0.1:{same};
+        location / {{ proxy_pass http://same; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    }}
+    server {{
+        listen 127.0.0.1:{apart};
+        location / {{ proxy_pass http://apart; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    }}"#
+        );
+        let upstream_nginx = Instance::start(&upstream_conf, &[upstream], pin)?;
+        let front = Instance::start(&front_conf, &[direct, same, apart], pin)?;
+        let url = |port: u16| format!("http://127.0.0.1:{port}");
+        Ok(Self {
+            _front: front,
+            _upstream: upstream_nginx,
+            direct: url(direct),
+            proxy_same: url(same),
+            proxy_apart: url(apart),
+        })
+    }
+}
+
+/// One nginx master and worker, with its config, pid and temp files in `dir`.
+struct Instance {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Instance {
+    fn start(servers: &str, ports: &[u16], pin: bool) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let (p1, p2) = (free_port()?, free_port()?);
         let conf = format!(
             r#"worker_processes 1;
 daemon off;
@@ -282,15 +376,7 @@ http {{
     fastcgi_temp_path {dir};
     uwsgi_temp_path {dir};
     scgi_temp_path {dir};
-    upstream a {{ server 127.0.0.1:{p1}; keepalive 64; }}
-    server {{
-        listen 127.0.0.1:{p1};
-        location / {{ default_type application/json; return 200 '{{"echo":"hello"}}'; }}
-    }}
-    server {{
-        listen 127.0.0.1:{p2};
-        location / {{ proxy_pass http://a; proxy_http_version 1.1; proxy_set_header Connection ""; }}
-    }}
+    {servers}
 }}
 "#,
             dir = dir.path().display()
@@ -308,28 +394,27 @@ http {{
             .stderr(Stdio::null())
             .spawn()
             .context("starting nginx")?;
-        wait_port(p1)?;
-        wait_port(p2)?;
+        for &port in ports {
+            wait_port(port)?;
+        }
         if pin {
             // The master and its worker: pin every nginx process of this config.
             for pid in pids_of(dir.path()) {
                 pin_to_core0(pid)?;
             }
         }
-        Ok(Self {
-            child,
-            direct: format!("http://127.0.0.1:{p1}"),
-            proxy: format!("http://127.0.0.1:{p2}"),
-            _dir: dir,
-        })
+        Ok(Self { child, dir })
     }
 }
 
-impl Drop for Nginx {
+impl Drop for Instance {
     fn drop(&mut self) {
-        // SIGQUIT-free stop: killing the master leaves the worker; stop both.
-        for pid in pids_of(self._dir.path()) {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
+        // Killing the master leaves the worker; stop both.
+        for pid in pids_of(self.dir.path()) {
+            let _ = Command::new("kill")
+                .arg(pid.to_string())
+                .stderr(Stdio::null())
+                .status();
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

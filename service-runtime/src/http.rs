@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use http_types::{Method, Mime, Response, StatusCode};
+use http_types::{mime, Body, Method, Response, StatusCode};
 use serde::Serialize;
 
 /// Methods every endpoint answers; HEAD is GET without the body (async-h1 drops it).
@@ -14,8 +14,10 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
     let mut res = Response::new(status);
     // Serializing plain structs of strings and numbers cannot fail.
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    res.set_body(bytes);
-    res.set_content_type(Mime::from("application/json"));
+    // The body carries its type; a Mime parsed from text would cost a parse per answer.
+    let mut body = Body::from_bytes(bytes);
+    body.set_mime(mime::JSON);
+    res.set_body(body);
     res
 }
 

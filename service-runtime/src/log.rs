@@ -132,43 +132,60 @@ pub fn flush() {
     }
 }
 
-/// A value: text (quoted when needed) or a bare token (numbers, booleans).
-#[derive(Debug)]
-enum Value {
-    Text(String),
-    Bare(String),
-}
-
 /// A log line under construction: `Line::new("A").str("event", "start").emit()`.
+///
+/// The text is written as the fields are added, in the configured format: one
+/// buffer per line, no allocation per field.
 #[derive(Debug)]
 #[must_use = "a line is only written by emit()"]
 pub struct Line {
-    ts: String,
-    fields: Vec<(&'static str, Value)>,
+    format: Format,
+    text: String,
 }
 
 impl Line {
     /// Starts a line with the timestamp and `service=NAME`.
     pub fn new(service: &str) -> Self {
-        let mut fields = Vec::with_capacity(10);
-        fields.push(("service", Value::Text(service.to_owned())));
-        Self {
-            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            fields,
-        }
+        Self::in_format(FORMAT.get().copied().unwrap_or_default(), service)
+    }
+
+    fn in_format(format: Format, service: &str) -> Self {
+        let ts = humantime::format_rfc3339_millis(SystemTime::now());
+        let mut text = String::with_capacity(256);
+        let _ = match format {
+            Format::Logfmt => write!(text, "{ts}"),
+            Format::Json => write!(text, "{{\"ts\":\"{ts}\""),
+        };
+        Self { format, text }.str("service", service)
+    }
+
+    fn key(&mut self, key: &str) {
+        let (before, after) = match self.format {
+            Format::Logfmt => (" ", "="),
+            Format::Json => (",\"", "\":"),
+        };
+        self.text.push_str(before);
+        self.text.push_str(key);
+        self.text.push_str(after);
     }
 
     /// Adds `key=value`, quoting the value if it needs it.
     pub fn str(mut self, key: &'static str, value: &str) -> Self {
-        self.fields.push((key, Value::Text(value.to_owned())));
+        self.key(key);
+        match self.format {
+            Format::Logfmt => self.text.push_str(&escape(value)),
+            Format::Json => {
+                let quoted = serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into());
+                self.text.push_str(&quoted);
+            }
+        }
         self
     }
 
     /// Adds `key=value` for a number or a boolean.
     pub fn num(mut self, key: &'static str, value: impl Number) -> Self {
-        let mut bare = String::new();
-        let _ = write!(bare, "{value}");
-        self.fields.push((key, Value::Bare(bare)));
+        self.key(key);
+        let _ = write!(self.text, "{value}");
         self
     }
 
@@ -180,51 +197,13 @@ impl Line {
         }
     }
 
-    /// The line as logfmt, without the newline.
-    pub fn to_logfmt(&self) -> String {
-        let mut out = String::with_capacity(192);
-        out.push_str(&self.ts);
-        for (key, value) in &self.fields {
-            out.push(' ');
-            out.push_str(key);
-            out.push('=');
-            match value {
-                Value::Text(text) => out.push_str(&escape(text)),
-                Value::Bare(bare) => out.push_str(bare),
-            }
+    /// The finished line, with its newline.
+    fn render(mut self) -> String {
+        if self.format == Format::Json {
+            self.text.push('}');
         }
-        out
-    }
-
-    /// The line as one JSON object, without the newline.
-    pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(224);
-        out.push_str("{\"ts\":\"");
-        out.push_str(&self.ts);
-        out.push('"');
-        for (key, value) in &self.fields {
-            out.push_str(",\"");
-            out.push_str(key);
-            out.push_str("\":");
-            match value {
-                Value::Text(text) => {
-                    out.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into()))
-                }
-                Value::Bare(bare) => out.push_str(bare),
-            }
-        }
-        out.push('}');
-        out
-    }
-
-    /// The line in the configured format, with its newline.
-    fn render(&self) -> String {
-        let mut text = match FORMAT.get().copied().unwrap_or_default() {
-            Format::Logfmt => self.to_logfmt(),
-            Format::Json => self.to_json(),
-        };
-        text.push('\n');
-        text
+        self.text.push('\n');
+        self.text
     }
 
     /// Queues the line for stdout; never blocks (see the module doc).
@@ -301,23 +280,23 @@ mod tests {
     /// A line is one line, whatever its values hold.
     #[test]
     fn a_line_never_splits() {
-        let line = Line::new("A")
+        let text = Line::in_format(Format::Logfmt, "A")
             .str("detail", "evil\nservice=B status=ok")
-            .num("latency_ms", 3u64);
-        let text = line.to_logfmt();
-        assert!(!text.contains('\n'));
-        assert!(text.ends_with(r#" service=A detail="evil\nservice=B status=ok" latency_ms=3"#));
+            .num("latency_ms", 3u64)
+            .render();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.ends_with(" service=A detail=\"evil\\nservice=B status=ok\" latency_ms=3\n"));
     }
 
     /// The JSON form is one valid object with the same fields.
     #[test]
     fn json_lines_are_valid_json() {
-        let line = Line::new("B")
+        let text = Line::in_format(Format::Json, "B")
             .str("detail", "quote\" newline\n \u{1}")
             .num("latency_ms", 1001u64)
-            .num("drained", true);
-        let text = line.to_json();
-        assert!(!text.contains('\n'));
+            .num("drained", true)
+            .render();
+        assert_eq!(text.lines().count(), 1);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["service"], "B");
         assert_eq!(v["detail"], "quote\" newline\n \u{1}");

@@ -55,18 +55,19 @@ pub fn block_on<T>(threads: usize, main: impl Future<Output = T>) -> T {
     })
 }
 
-/// Tasks run between two looks at the sockets while tasks keep coming.
-const BATCH: usize = 4;
+/// The longest an executor thread runs tasks without looking at the sockets,
+/// while tasks keep coming: below async-io's helper thread's first nap (50 µs).
+const REACTOR_EVERY: Duration = Duration::from_micros(40);
 
 /// Runs [`EXECUTOR`]'s tasks on this thread until `main` is done, polling the
-/// reactor (without blocking) after every [`BATCH`] tasks.
+/// reactor (without blocking) at least every [`REACTOR_EVERY`].
 ///
-/// `Executor::run` does the same only every 200 tasks. Under load that leaves
-/// the reactor untouched for milliseconds; async-io's helper thread then takes
-/// it, keeps it, and every socket event becomes two context switches (helper,
-/// then executor). Measured on one core with A beside it: B at 1.4 context
-/// switches and ~100 µs of CPU per call that way, 0.4 and ~50 µs this way; 4
-/// was steadier than 8 or 16, and 1 cost a poll per task.
+/// `Executor::run` does so only every 200 tasks. Under load that leaves the
+/// reactor untouched for milliseconds; async-io's helper thread, which naps
+/// 50 µs and then takes the reactor if nobody polled it meanwhile, takes it and
+/// keeps it, and every socket event becomes two context switches (helper, then
+/// executor). Measured on one core with A beside it: B at 1.4 context switches
+/// and ~100 µs of CPU per call that way, 0.4 and ~45 µs this way.
 ///
 /// `main` runs as a task of a local executor, so it is polled only when woken:
 /// polled inline it would be polled after every batch, and the accept loop in
@@ -76,11 +77,15 @@ async fn run_tasks<T>(main: impl Future<Output = T>) -> T {
     let main = local.spawn(main);
     let forever = async {
         loop {
-            let mut ran = 0;
-            while ran < BATCH && (local.try_tick() || EXECUTOR.try_tick()) {
-                ran += 1;
+            let started = Instant::now();
+            let mut busy = false;
+            while local.try_tick() || EXECUTOR.try_tick() {
+                busy = started.elapsed() >= REACTOR_EVERY;
+                if busy {
+                    break;
+                }
             }
-            if ran == BATCH {
+            if busy {
                 // Back to `block_on`, which polls the reactor without blocking.
                 smol::future::yield_now().await;
             } else {

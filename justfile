@@ -29,5 +29,5 @@ demo:
     cargo lab demo
 
 # A and B beside nginx under wrk (release build).  (cargo run --release -p lab -- bench)
-bench seconds="10":
+bench seconds="15":
     cargo run --release -q -p lab -- bench --seconds {{seconds}}

@@ -33,8 +33,9 @@ enum Command {
     Demo,
     /// Benchmark A and B beside nginx (run with --release).
     Bench {
-        /// Seconds of load per row.
-        #[arg(long, default_value_t = 10)]
+        /// Seconds of load per happy-path row, split over three rounds
+        /// (failure rows: up to 5 s each).
+        #[arg(long, default_value_t = 15)]
         seconds: u32,
     },
 }

@@ -171,6 +171,9 @@ async fn exchange(conn: Conn, req: Request) -> Result<(Response, bool), Failure>
         .write_all(&head)
         .await
         .map_err(|e| failed(e.into()))?;
+    // A cannot have answered yet: wait for its answer rather than try a read
+    // that would fail (a syscall per call).
+    conn.io.readable().await.map_err(|e| failed(e.into()))?;
     let mut res = client::decode(conn).await.map_err(failed)?;
 
     let declared = res.len();

@@ -20,7 +20,7 @@ use smol::future::FutureExt as _;
 use smol::io::{self, AsyncReadExt as _, AsyncWriteExt as _};
 use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::net::{TcpListener, TcpStream};
-use smol::{Executor, LocalExecutor, Timer};
+use smol::{Async, Executor, LocalExecutor, Timer};
 
 use crate::config::ServerSettings;
 use crate::http::ApiError;
@@ -233,6 +233,8 @@ async fn connection<H, Fut>(
     let mut last_activity = Instant::now();
     let mut timer = Timer::at(last_activity + header_timeout);
     let mut stopped = std::pin::pin!(stop.recv());
+    let socket: Arc<Async<std::net::TcpStream>> = stream.clone().into();
+    let mut answered = 0u64;
 
     loop {
         // Wait for a head: give up after the header timeout or at shutdown.
@@ -246,15 +248,22 @@ async fn connection<H, Fut>(
                 timer.set_at(deadline);
             }
         };
-        let head = async { decode(stream.clone()).await.map(Some) }
-            .or(async {
-                idle.or(async {
-                    let _ = stopped.as_mut().await;
-                })
-                .await;
-                Ok(None)
+        let head = async {
+            if answered > 0 {
+                // The client sends its next request only after our answer: wait
+                // for it instead of reading now, which would fail (a syscall).
+                socket.readable().await?;
+            }
+            decode(stream.clone()).await.map(Some)
+        }
+        .or(async {
+            idle.or(async {
+                let _ = stopped.as_mut().await;
             })
             .await;
+            Ok(None)
+        })
+        .await;
         // Err: not HTTP (answered by closing); None: EOF, too slow, or stopping.
         let Ok(Some(Some((req, mut body)))) = head else {
             break;
@@ -302,6 +311,7 @@ async fn connection<H, Fut>(
             break;
         }
         last_activity = Instant::now();
+        answered += 1;
     }
 }
 

@@ -34,28 +34,21 @@ const B_CALL: &str = "B /call-echo → A (two processes, as nginx apart)";
 
 /// The row of `name` over `rounds`: median req/s and percentiles, all non-2xx.
 fn median_row(name: &str, rounds: &[Vec<Row>]) -> Row {
-    let of = |f: fn(&Row) -> f64| {
-        let mut v: Vec<f64> = rounds
-            .iter()
-            .flatten()
-            .filter(|r| r.name == name)
-            .map(f)
-            .collect();
-        median(&mut v)
-    };
+    let runs: Vec<&Row> = rounds.iter().flatten().filter(|r| r.name == name).collect();
+    let of = |f: fn(&Row) -> f64| median(&mut runs.iter().map(|r| f(r)).collect::<Vec<_>>());
     Row {
         name: name.to_owned(),
         rps: of(|r| r.rps),
         p50_ms: of(|r| r.p50_ms),
         p99_ms: of(|r| r.p99_ms),
-        non_2xx: rounds
-            .iter()
-            .flatten()
-            .filter(|r| r.name == name)
-            .map(|r| r.non_2xx)
-            .sum(),
-        note: format!("median of {}", rounds.len()),
+        non_2xx: runs.iter().map(|r| r.non_2xx).sum(),
+        note: format!("median of {}", runs.len()),
     }
+}
+
+/// Seconds of load per row and round, out of `seconds` per happy-path row.
+fn round_seconds(seconds: u32) -> u32 {
+    (seconds / ROUNDS).max(2)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -115,7 +108,7 @@ pub fn run(seconds: u32) -> anyhow::Result<()> {
         happy.push((NGINX_PROXY_SAME, format!("{}/echo?msg=hello", n.proxy_same)));
     }
     happy.push((B_CALL, format!("{}/call-echo?msg=hello", b.url)));
-    let slice = (seconds / ROUNDS).max(2);
+    let slice = round_seconds(seconds);
     let mut rounds: Vec<Vec<Row>> = Vec::new();
     for round in 1..=ROUNDS {
         eprintln!("lab | round {round} of {ROUNDS}");
@@ -291,7 +284,7 @@ fn table(rows: &[Row], seconds: u32, pin: bool) -> String {
     let _ = writeln!(
         out,
         "\nwrk -t1 -c{CONNECTIONS}; happy-path rows: {ROUNDS} interleaved rounds of {} s, medians; failure rows: one run of up to 5 s{}\n",
-        (seconds / ROUNDS).max(2),
+        round_seconds(seconds),
         if pin {
             ", servers on core 0, wrk on core 1"
         } else {

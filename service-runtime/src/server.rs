@@ -234,7 +234,7 @@ async fn connection<H, Fut>(
     let mut timer = Timer::at(last_activity + header_timeout);
     let mut stopped = std::pin::pin!(stop.recv());
     let socket: Arc<Async<std::net::TcpStream>> = stream.clone().into();
-    let mut answered = 0u64;
+    let mut answered = false;
 
     loop {
         // Wait for a head: give up after the header timeout or at shutdown.
@@ -249,7 +249,7 @@ async fn connection<H, Fut>(
             }
         };
         let head = async {
-            if answered > 0 {
+            if answered {
                 // The client sends its next request only after our answer: wait
                 // for it instead of reading now, which would fail (a syscall).
                 socket.readable().await?;
@@ -311,7 +311,7 @@ async fn connection<H, Fut>(
             break;
         }
         last_activity = Instant::now();
-        answered += 1;
+        answered = true;
     }
 }
 

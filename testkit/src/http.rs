@@ -142,6 +142,11 @@ impl Conn {
         self.send(head.as_bytes())
     }
 
+    /// Writes `bytes` and reads nothing.
+    pub fn write_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
     /// Writes `bytes` (a whole request, as given) and reads exactly one answer.
     pub fn send(&mut self, bytes: &[u8]) -> Reply {
         let started = Instant::now();

@@ -10,10 +10,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde::Serialize;
-use service_runtime::exchange::{Ending, Exchange};
-use service_runtime::http::{self, allow_get, json, query_param, ApiError};
+use service_runtime::exchange::Exchange;
+use service_runtime::http::{self, allow_get, json, query_param, ApiError, Reply};
 use service_runtime::metrics::{self, HttpMetrics, Registry};
-use service_runtime::server::Streamed;
 use smol::Timer;
 
 use crate::fault::{Faults, Plan, StalledBody, HEADER_INJECTED};
@@ -37,7 +36,8 @@ pub struct App {
     /// Read once per request; replaced by the config watcher.
     pub faults: ArcSwap<Faults>,
     registry: Registry,
-    http: HttpMetrics,
+    /// Requests by endpoint and status (the server counts refused ones here too).
+    pub http: HttpMetrics,
     injected: Family<FaultLabel, Counter>,
 }
 
@@ -70,6 +70,8 @@ impl App {
 /// What became of a request.
 enum Outcome {
     Answered(Box<Response>),
+    /// Answered, the body stalled: the head goes out at once.
+    Stalled(Box<Response>),
     /// The `drop` fault: the connection is closed without an answer.
     Dropped,
     /// The caller's budget ran out during an injected delay: A stopped waiting.
@@ -88,12 +90,10 @@ impl From<ApiError> for Outcome {
     }
 }
 
-/// Answers one request and logs it. `Err` only when a fault means to close the
-/// connection without an answer: async-h1 then writes nothing.
-pub async fn handle(app: Arc<App>, req: Request) -> http_types::Result<Response> {
-    let exchange = Exchange::begin("A", &req);
-    let path = req.url().path().to_owned();
-    let (endpoint, outcome, plan) = match (path.as_str(), allow_get(req.method())) {
+/// Answers one request and logs it; says what to do with the connection.
+pub async fn handle(app: Arc<App>, req: Request) -> Reply {
+    let mut exchange = Exchange::begin("A", &req, &app.http);
+    let (endpoint, outcome, plan) = match (exchange.path(), allow_get(req.method())) {
         ("/health" | "/echo" | "/metrics", Err(e)) => ("other", e.into(), None),
         ("/health", Ok(())) => ("/health", http::health().into(), None),
         ("/metrics", Ok(())) => ("/metrics", metrics::render(&app.registry).into(), None),
@@ -103,30 +103,25 @@ pub async fn handle(app: Arc<App>, req: Request) -> http_types::Result<Response>
         }
         _ => ("other", ApiError::not_found().into(), None),
     };
+    exchange.endpoint = endpoint;
 
     let (status, http_status) = match &outcome {
-        Outcome::Answered(res) if res.status().is_success() => ("ok", u16::from(res.status())),
-        Outcome::Answered(res) => ("error", u16::from(res.status())),
+        Outcome::Answered(res) | Outcome::Stalled(res) if res.status().is_success() => {
+            ("ok", u16::from(res.status()))
+        }
+        Outcome::Answered(res) | Outcome::Stalled(res) => ("error", u16::from(res.status())),
         Outcome::Dropped => ("dropped", 0),
         Outcome::Abandoned => ("abandoned", 0),
     };
-    let ending = Ending {
-        endpoint,
-        path: &path,
-        status,
-        http_status,
-    };
     let fault = plan.as_ref().and_then(Plan::log_label);
-    exchange.finish(ending, &app.http, |line| {
+    exchange.finish(status, http_status, |line| {
         line.opt_str("fault", fault.as_deref())
     });
 
     match outcome {
-        Outcome::Answered(res) => Ok(*res),
-        Outcome::Dropped | Outcome::Abandoned => Err(http_types::Error::from_str(
-            StatusCode::InternalServerError,
-            status,
-        )),
+        Outcome::Answered(res) => Reply::Send(*res),
+        Outcome::Stalled(res) => Reply::Stream(*res),
+        Outcome::Dropped | Outcome::Abandoned => Reply::Close,
     }
 }
 
@@ -163,18 +158,18 @@ async fn echo(app: &App, req: &Request) -> (Outcome, Option<Plan>) {
         Some(status) => injected_failure(status),
         None => json(StatusCode::Ok, &Echo { echo: &msg }),
     };
-    if !plan.body_delay.is_zero() {
-        let bytes = res.take_body();
-        let len = bytes.len();
-        let bytes = bytes.into_bytes().await.unwrap_or_default();
-        let stalled = StalledBody::new(bytes, plan.body_delay);
-        res.set_body(Body::from_reader(smol::io::BufReader::new(stalled), len));
-        res.ext_mut().insert(Streamed);
-    }
     if let Some(injected) = plan.injected() {
         res.insert_header(HEADER_INJECTED, injected);
     }
-    (res.into(), Some(plan))
+    if plan.body_delay.is_zero() {
+        return (res.into(), Some(plan));
+    }
+    let bytes = res.take_body();
+    let len = bytes.len();
+    let bytes = bytes.into_bytes().await.unwrap_or_default();
+    let stalled = StalledBody::new(bytes, plan.body_delay);
+    res.set_body(Body::from_reader(smol::io::BufReader::new(stalled), len));
+    (Outcome::Stalled(Box::new(res)), Some(plan))
 }
 
 /// The caller's budget from `x-request-timeout-ms`, if it sent a sensible one.
@@ -223,6 +218,14 @@ mod tests {
         res.body_string().await.unwrap()
     }
 
+    /// The answer a handler sends; panics on any other reply.
+    async fn answer(a: &Arc<App>, req: Request) -> Response {
+        match handle(a.clone(), req).await {
+            Reply::Send(res) | Reply::Stream(res) => res,
+            Reply::Close => panic!("closed without an answer"),
+        }
+    }
+
     fn get(url: &str) -> Request {
         Request::get(format!("http://a{url}").as_str())
     }
@@ -232,13 +235,11 @@ mod tests {
     fn echo_round_trips() {
         smol::block_on(async {
             let a = app(FaultSettings::default());
-            let mut res = handle(a.clone(), get("/echo?msg=%22q%22%5C%0A%F0%9F%8E%89+x"))
-                .await
-                .unwrap();
+            let mut res = answer(&a, get("/echo?msg=%22q%22%5C%0A%F0%9F%8E%89+x")).await;
             assert_eq!(res.status(), StatusCode::Ok);
             assert_eq!(res.content_type().unwrap().essence(), "application/json");
             assert_eq!(body(&mut res).await, r#"{"echo":"\"q\"\\\n🎉 x"}"#);
-            let mut res = handle(a, get("/echo")).await.unwrap();
+            let mut res = answer(&a, get("/echo")).await;
             assert_eq!(body(&mut res).await, r#"{"echo":""}"#);
         });
     }
@@ -248,14 +249,14 @@ mod tests {
     fn client_errors_are_json() {
         smol::block_on(async {
             let a = app(FaultSettings::default());
-            let mut res = handle(a.clone(), get("/nope")).await.unwrap();
+            let mut res = answer(&a, get("/nope")).await;
             assert_eq!(res.status(), StatusCode::NotFound);
             assert_eq!(body(&mut res).await, r#"{"error":"not found"}"#);
             let post = Request::post("http://a/echo");
-            let res = handle(a.clone(), post).await.unwrap();
+            let res = answer(&a, post).await;
             assert_eq!(res.status(), StatusCode::MethodNotAllowed);
             assert_eq!(res["Allow"].as_str(), "GET, HEAD");
-            let res = handle(a, get("/echo?msg=%FF")).await.unwrap();
+            let res = answer(&a, get("/echo?msg=%FF")).await;
             assert_eq!(res.status(), StatusCode::BadRequest);
         });
     }
@@ -269,7 +270,7 @@ mod tests {
                 fail_status: 503,
                 ..FaultSettings::default()
             });
-            let mut res = handle(a.clone(), get("/echo?msg=x")).await.unwrap();
+            let mut res = answer(&a, get("/echo?msg=x")).await;
             assert_eq!(res.status(), StatusCode::ServiceUnavailable);
             assert_eq!(res[HEADER_INJECTED].as_str(), "fail");
             assert_eq!(
@@ -277,12 +278,12 @@ mod tests {
                 r#"{"error":"injected failure","status":503}"#
             );
             // /health is never faulted.
-            let res = handle(a, get("/health")).await.unwrap();
+            let res = answer(&a, get("/health")).await;
             assert_eq!(res.status(), StatusCode::Ok);
         });
     }
 
-    /// `drop` makes the handler fail, which closes the connection unanswered.
+    /// `drop` asks the loop to close the connection unanswered.
     #[test]
     fn drop_closes_without_answer() {
         smol::block_on(async {
@@ -290,7 +291,7 @@ mod tests {
                 drop: true,
                 ..FaultSettings::default()
             });
-            assert!(handle(a, get("/echo?msg=x")).await.is_err());
+            assert!(matches!(handle(a, get("/echo?msg=x")).await, Reply::Close));
         });
     }
 }

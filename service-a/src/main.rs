@@ -36,13 +36,21 @@ const SERVICE: Service = Service {
 fn main() {
     let (source, loaded) = SERVICE.load::<Settings>();
     let app = Arc::new(App::new(Faults::new(loaded.settings.fault.clone())));
+    let (hangup, hangups) = smol::channel::unbounded();
     EXECUTOR
         .spawn(reload::watch(
             source.clone(),
             app.clone(),
             loaded.settings.clone(),
             loaded.raw.clone(),
+            hangups,
         ))
         .detach();
-    SERVICE.serve(&source, &loaded, move |req| echo::handle(app.clone(), req));
+    let metrics = app.http.clone();
+    let on_hangup = move || {
+        let _ = hangup.try_send(());
+    };
+    SERVICE.serve(&source, &loaded, metrics, on_hangup, move |req| {
+        echo::handle(app.clone(), req)
+    });
 }

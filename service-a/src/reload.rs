@@ -5,12 +5,17 @@
 //! or by writing a new file and renaming it over the old one. The file is tiny;
 //! reading it four times a second costs nothing. A bad edit is logged
 //! (`event=config_error`) and the last good settings stay in force.
+//!
+//! SIGHUP re-reads the file at once, even if it did not change (which also
+//! restarts the seeded sequence of faults and `fail_first`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use service_runtime::config::ConfigSource;
 use service_runtime::log::Line;
+use smol::channel::Receiver;
+use smol::future::FutureExt as _;
 use smol::Timer;
 
 use crate::config::Settings;
@@ -22,18 +27,32 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Watches `source` forever, swapping `app`'s faults on every good edit.
 /// `running` is what A started with (only `[fault]` applies live), and
-/// `last` the file's bytes it was loaded from.
+/// `last` the file's bytes it was loaded from. Each message on `hangups`
+/// (a SIGHUP) reloads the file at once, changed or not.
 pub async fn watch(
     source: ConfigSource,
     app: Arc<App>,
     running: Settings,
     mut last: Option<Vec<u8>>,
+    hangups: Receiver<()>,
 ) {
     let mut said_missing = false;
     loop {
-        Timer::after(POLL_INTERVAL).await;
+        let hangup = async {
+            match hangups.recv().await {
+                Ok(()) => true,
+                // No sender left: no SIGHUP can come.
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let forced = async {
+            Timer::after(POLL_INTERVAL).await;
+            false
+        }
+        .or(hangup)
+        .await;
         let now = smol::fs::read(&source.path).await.ok();
-        if now == last {
+        if now == last && !(forced && now.is_some()) {
             continue;
         }
         last = now;

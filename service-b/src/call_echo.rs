@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use http_types::{Request, Response, StatusCode};
 use serde::Serialize;
-use service_runtime::exchange::{Ending, Exchange};
-use service_runtime::http::{self, allow_get, json, query_param, ApiError};
+use service_runtime::exchange::Exchange;
+use service_runtime::http::{self, allow_get, json, query_param, ApiError, Reply};
 use service_runtime::metrics::{self, HttpMetrics, Registry};
 
 use crate::config::Settings;
@@ -18,7 +18,8 @@ pub struct App {
     /// The one client for every call to A.
     pub upstream: Upstream,
     registry: Registry,
-    http: HttpMetrics,
+    /// Requests by endpoint and status (the server counts refused ones here too).
+    pub http: HttpMetrics,
 }
 
 impl App {
@@ -67,44 +68,33 @@ struct Ready {
     error: Option<&'static str>,
 }
 
-/// Answers one request and logs it. Never `Err`: every failure is an answer.
-pub async fn handle(app: Arc<App>, req: Request) -> http_types::Result<Response> {
-    let exchange = Exchange::begin("B", &req);
-    let forward = Forward {
-        trace_id: exchange.trace_id.clone(),
-        traceparent: Some(exchange.traceparent()),
-        faults: Forward::faults_of(&req),
-    };
-
-    let path = req.url().path().to_owned();
-    let (endpoint, res, failure, attempts) = match (path.as_str(), allow_get(req.method())) {
+/// Answers one request and logs it. Every failure is an answer.
+pub async fn handle(app: Arc<App>, req: Request) -> Reply {
+    let mut exchange = Exchange::begin("B", &req, &app.http);
+    let (endpoint, res, failure, attempts) = match (exchange.path(), allow_get(req.method())) {
         ("/health" | "/ready" | "/call-echo" | "/metrics", Err(e)) => {
             ("other", e.into_response(), None, None)
         }
         ("/health", Ok(())) => ("/health", http::health(), None, None),
         ("/metrics", Ok(())) => ("/metrics", metrics::render(&app.registry), None, None),
         ("/ready", Ok(())) => {
-            let (res, failure) = ready(&app, &forward).await;
+            let (res, failure) = ready(&app, &forward(&exchange, &req)).await;
             ("/ready", res, failure, None)
         }
         ("/call-echo", Ok(())) => {
-            let (res, failure, attempts) = call_echo(&app, &req, &forward).await;
+            let (res, failure, attempts) = call_echo(&app, &req, &forward(&exchange, &req)).await;
             ("/call-echo", res, failure, attempts)
         }
         _ => ("other", ApiError::not_found().into_response(), None, None),
     };
+    exchange.endpoint = endpoint;
 
     let ok = res.status().is_success();
-    let ending = Ending {
-        endpoint,
-        path: &path,
-        status: if ok { "ok" } else { "error" },
-        // The contract logs a failed call with its KIND's status (504 for a timeout).
-        http_status: failure
-            .as_ref()
-            .map_or(res.status().into(), |e| e.http_status),
-    };
-    exchange.finish(ending, &app.http, |line| {
+    // The contract logs a failed call with its KIND's status (504 for a timeout).
+    let http_status = failure
+        .as_ref()
+        .map_or(res.status().into(), |e| e.http_status);
+    exchange.finish(if ok { "ok" } else { "error" }, http_status, |line| {
         let line = match &failure {
             None => line,
             Some(e) => line.str("error", e.kind.as_str()).str("detail", &e.detail),
@@ -114,7 +104,16 @@ pub async fn handle(app: Arc<App>, req: Request) -> http_types::Result<Response>
             None => line,
         }
     });
-    Ok(res)
+    Reply::Send(res)
+}
+
+/// What a call to A carries from B's request: the trace and the fault headers.
+fn forward(exchange: &Exchange, req: &Request) -> Forward {
+    Forward {
+        trace_id: exchange.trace_id.clone(),
+        traceparent: Some(exchange.traceparent()),
+        faults: Forward::faults_of(req),
+    }
 }
 
 /// `/call-echo?msg=X`: A's echo of X, or 503 saying precisely what went wrong.
@@ -127,7 +126,11 @@ async fn call_echo(
         Ok(msg) => msg.unwrap_or_default(),
         Err(e) => return (e.into_response(), None, None),
     };
-    match app.upstream.echo(&msg, forward).await {
+    let url = match app.upstream.echo_url(&msg, forward) {
+        Ok(url) => url,
+        Err(e) => return (e.into_response(), None, None),
+    };
+    match app.upstream.echo(url, forward).await {
         Ok((echo, attempts)) => (
             json(
                 StatusCode::Ok,

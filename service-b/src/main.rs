@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use service_runtime::cli::exit_with;
 use service_runtime::config::EXIT_BAD_CONFIG;
+use service_runtime::log::Line;
 use service_runtime::service::Service;
 
 use crate::call_echo::App;
@@ -42,7 +43,17 @@ fn main() {
     let app = App::new(&loaded.settings)
         .unwrap_or_else(|e| exit_with(SERVICE.binary, EXIT_BAD_CONFIG, format!("bad config: {e}")));
     let app = Arc::new(app);
-    SERVICE.serve(&source, &loaded, move |req| {
+    let metrics = app.http.clone();
+    let on_hangup = || {
+        Line::new("B")
+            .str("event", "sighup")
+            .str(
+                "detail",
+                "B reads its config only at start; restart B to apply changes",
+            )
+            .emit();
+    };
+    SERVICE.serve(&source, &loaded, metrics, on_hangup, move |req| {
         call_echo::handle(app.clone(), req)
     });
 }

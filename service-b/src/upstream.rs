@@ -22,6 +22,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
+use service_runtime::head::{MAX_HEADERS, MAX_HEAD_BYTES};
+use service_runtime::http::ApiError;
 use service_runtime::log::Line;
 use service_runtime::metrics::latency_histogram;
 use smol::future::FutureExt as _;
@@ -35,6 +37,13 @@ use crate::retry::Retry;
 
 /// Header carrying the caller's remaining budget in ms, so A can stop waiting.
 pub const HEADER_BUDGET: &str = "x-request-timeout-ms";
+
+/// Header fields B adds to each request to A besides forwarded ones (host,
+/// content-length, date, traceparent, x-request-timeout-ms, and a spare).
+const OWN_HEADERS: usize = 6;
+
+/// Bytes of a request head to A kept for the fields B adds itself.
+const HEAD_ROOM: usize = 256;
 
 /// What went wrong with a call to A: the contract's KINDs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -54,6 +63,9 @@ pub enum ErrorKind {
     Unreachable,
     /// The circuit breaker is open: A was not called.
     CircuitOpen,
+    /// B itself is out of file descriptors or local ports: A was not called,
+    /// and is not to blame.
+    BOverloaded,
 }
 
 impl ErrorKind {
@@ -67,6 +79,7 @@ impl ErrorKind {
             ErrorKind::BadResponse => "bad_response",
             ErrorKind::Unreachable => "unreachable",
             ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::BOverloaded => "b_overloaded",
         }
     }
 }
@@ -89,6 +102,10 @@ pub struct CallError {
     pub detail: String,
     /// Calls made to A (0 when the breaker refused).
     pub attempts: u32,
+    /// Whether this failure says something about A's health (for the
+    /// breaker). Not so for B's own trouble, nor for A's 4xx to a caller's
+    /// bad header: A answered, correctly.
+    pub against_a: bool,
 }
 
 impl CallError {
@@ -100,14 +117,23 @@ impl CallError {
             ErrorKind::ConnectionRefused
             | ErrorKind::Unreachable
             | ErrorKind::UpstreamStatus
-            | ErrorKind::CircuitOpen => 503,
+            | ErrorKind::CircuitOpen
+            | ErrorKind::BOverloaded => 503,
         };
         Self {
             kind,
             http_status,
             detail: detail.into(),
             attempts: 1,
+            against_a: kind != ErrorKind::BOverloaded,
         }
+    }
+
+    /// The same error, not counted as A's failure by the breaker: B's own
+    /// trouble, or A refusing what the caller sent.
+    pub fn not_against_a(mut self) -> Self {
+        self.against_a = false;
+        self
     }
 
     /// The same error with another status (A's own, for `upstream_status`).
@@ -248,11 +274,48 @@ impl Upstream {
         })
     }
 
-    /// A's echo of `msg`: `msg` reaches A exactly as given, whatever it holds.
-    /// Returns the echo and the number of attempts it took.
-    pub async fn echo(&self, msg: &str, forward: &Forward) -> Result<(String, u32), CallError> {
+    /// The URL of A's echo of `msg`, refused (414/431, B's own answer) when
+    /// the request to A would not fit A's limits on a request head: A would
+    /// refuse it, and B would wrongly blame A.
+    pub fn echo_url(&self, msg: &str, forward: &Forward) -> Result<Url, ApiError> {
         let mut url = self.echo_url.clone();
         url.query_pairs_mut().append_pair("msg", msg);
+        // "GET " + path and query + " HTTP/1.1\r\n"
+        let line = 4 + url.path().len() + url.query().map_or(0, |q| q.len() + 1) + 11;
+        if line > MAX_HEAD_BYTES - HEAD_ROOM {
+            return Err(ApiError {
+                status: StatusCode::UriTooLong,
+                message: format!(
+                    "msg is too long to forward: the request to A would have a {line}-byte \
+                     request line, over A's limit of {MAX_HEAD_BYTES} bytes for a whole head"
+                )
+                .into(),
+            });
+        }
+        let fields: usize = forward
+            .faults
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum();
+        if forward.faults.len() + OWN_HEADERS > MAX_HEADERS
+            || line + fields > MAX_HEAD_BYTES - HEAD_ROOM
+        {
+            return Err(ApiError {
+                status: StatusCode::RequestHeaderFieldsTooLarge,
+                message: format!(
+                    "too many or too large x-fault-* headers to forward: A takes at most \
+                     {MAX_HEADERS} header fields and {MAX_HEAD_BYTES} bytes of head, and B adds \
+                     {OWN_HEADERS} fields of its own"
+                )
+                .into(),
+            });
+        }
+        Ok(url)
+    }
+
+    /// A's echo at `url` (from [`echo_url`](Self::echo_url)). Returns the
+    /// echo and the number of attempts it took.
+    pub async fn echo(&self, url: Url, forward: &Forward) -> Result<(String, u32), CallError> {
         let started = Instant::now();
 
         let (ticket, change) = self.breaker.admit();
@@ -271,7 +334,8 @@ impl Upstream {
             }),
             Ok(ticket) => {
                 let result = self.call_with_retries(url, forward, parse_echo).await;
-                let change = self.breaker.record(ticket, result.is_ok());
+                let healthy = result.as_ref().map_or_else(|e| !e.against_a, |_| true);
+                let change = self.breaker.record(ticket, healthy);
                 self.log_breaker(change, forward);
                 result
             }
@@ -422,7 +486,7 @@ fn upstream_status(status: StatusCode, injected: bool, body: &[u8]) -> CallError
     } else {
         ""
     };
-    CallError::new(
+    let err = CallError::new(
         ErrorKind::UpstreamStatus,
         format!(
             "A answered {} {}{origin}: {snippet}",
@@ -430,7 +494,13 @@ fn upstream_status(status: StatusCode, injected: bool, body: &[u8]) -> CallError
             status.canonical_reason()
         ),
     )
-    .with_status(status.into())
+    .with_status(status.into());
+    if status.is_client_error() && !injected {
+        // A refused what the caller sent (a bad x-fault-* header): A is fine.
+        err.not_against_a()
+    } else {
+        err
+    }
 }
 
 /// Which KIND a failed call is. The pool says what happened on the socket
@@ -441,6 +511,10 @@ pub fn classify(err: &surf::Error, authority: &str) -> CallError {
             Failure::Connect(e) if e.kind() == io::ErrorKind::ConnectionRefused => CallError::new(
                 ErrorKind::ConnectionRefused,
                 format!("nothing listens at {authority} (connection refused)"),
+            ),
+            Failure::Connect(e) if out_of_resources(e) => CallError::new(
+                ErrorKind::BOverloaded,
+                format!("B cannot open a connection to {authority}: B itself is out of resources ({e}); A was not called"),
             ),
             Failure::Connect(e) => CallError::new(
                 ErrorKind::Unreachable,
@@ -475,6 +549,19 @@ pub fn classify(err: &surf::Error, authority: &str) -> CallError {
     )
 }
 
+/// B's own limits, not A's fault: out of file descriptors (per process or
+/// system-wide), of buffers, or of local ports to connect from.
+fn out_of_resources(e: &io::Error) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    const ENOBUFS: i32 = 105;
+    const EADDRNOTAVAIL: i32 = 99;
+    matches!(
+        e.raw_os_error(),
+        Some(EMFILE | ENFILE | ENOBUFS | EADDRNOTAVAIL)
+    ) || e.kind() == io::ErrorKind::OutOfMemory
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,6 +590,18 @@ mod tests {
         let closed = Failure::Closed("eof".into());
         let e = classify(&surf_error(closed), "x");
         assert_eq!((e.kind, e.http_status), (ErrorKind::ConnectionReset, 502));
+
+        let no_fds = Failure::Connect(io::Error::from_raw_os_error(24));
+        let e = classify(&surf_error(no_fds), "x");
+        assert_eq!(
+            (e.kind, e.http_status, e.against_a),
+            (ErrorKind::BOverloaded, 503, false)
+        );
+        assert!(
+            e.detail.contains("B itself is out of resources"),
+            "{}",
+            e.detail
+        );
 
         let garbage = Failure::Malformed("Unsupported HTTP version".into());
         let e = classify(&surf_error(garbage), "x");
@@ -533,6 +632,12 @@ mod tests {
             br#"{"error":"injected failure"}"#,
         );
         assert_eq!((e.kind, e.http_status), (ErrorKind::UpstreamStatus, 418));
+        assert!(e.against_a, "an injected failure counts against A");
+        let refused = upstream_status(StatusCode::BadRequest, false, b"{}");
+        assert!(
+            !refused.against_a,
+            "A's 400 to a caller's header is not A's failure"
+        );
         assert!(
             e.detail
                 .starts_with("A answered 418 I'm a teapot (injected by A's [fault])"),

@@ -1,5 +1,12 @@
 //! The bookkeeping of one request, the same in both services: its trace and
 //! span, its clock, and at the end its log line and its metrics.
+//!
+//! Every request that reached a handler gets exactly one line. A handler
+//! ends its exchange with [`Exchange::finish`]; an exchange dropped before
+//! that (the handler's future dropped because the client closed, or because
+//! the shutdown grace ran out) writes its own line as it goes:
+//! `status=client_closed http_status=499` (nginx's code for it) or
+//! `status=aborted http_status=0`.
 
 use std::time::Instant;
 
@@ -21,33 +28,40 @@ pub struct Exchange {
     pub span: Span,
     /// The trace id as logged, formatted once.
     pub trace_id: String,
-    started: Instant,
-}
-
-/// How a request ended, for its log line and metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct Ending<'a> {
-    /// A fixed name for metrics (`/echo`, ..., `other` for unknown paths).
+    /// The endpoint's fixed name for metrics (`/echo`, ...); `other` until
+    /// the handler routes the request.
     pub endpoint: &'static str,
     /// The path as requested, for the log line.
-    pub path: &'a str,
-    /// `ok`, `error`, `dropped`, `abandoned`.
-    pub status: &'static str,
-    /// The status logged (0 when no answer was sent).
-    pub http_status: u16,
+    path: String,
+    metrics: HttpMetrics,
+    started: Instant,
+    finished: bool,
 }
 
+/// The status logged for a request that ended without an answer because
+/// its client left: nginx's 499.
+pub const CLIENT_CLOSED: u16 = 499;
+
 impl Exchange {
-    /// Starts the clock and the span for `req`.
-    pub fn begin(service: &'static str, req: &Request) -> Self {
+    /// Starts the clock and the span for `req`, to be counted in `metrics`.
+    pub fn begin(service: &'static str, req: &Request, metrics: &HttpMetrics) -> Self {
         let trace = trace::incoming(req);
         Self {
             service,
             trace,
-            span: trace::request_span(service, trace),
+            span: Span::root(service, trace),
             trace_id: trace::trace_id(&trace),
+            endpoint: "other",
+            path: req.url().path().to_owned(),
+            metrics: metrics.clone(),
             started: Instant::now(),
+            finished: false,
         }
+    }
+
+    /// The path as requested.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// The `traceparent` to send downstream from inside this request.
@@ -55,23 +69,49 @@ impl Exchange {
         trace::outgoing(&self.span, self.trace)
     }
 
-    /// Writes the request's log line (with `extra` fields before `latency_ms`)
-    /// and records its metrics.
+    /// Writes the request's log line (`status`, `http_status`, then `extra`
+    /// fields before `latency_ms`) and records its metrics.
     pub fn finish(
-        self,
-        ending: Ending<'_>,
-        metrics: &HttpMetrics,
+        mut self,
+        status: &'static str,
+        http_status: u16,
         extra: impl FnOnce(Line) -> Line,
     ) {
+        self.finished = true;
+        self.write(status, http_status, extra);
+    }
+
+    fn write(&self, status: &'static str, http_status: u16, extra: impl FnOnce(Line) -> Line) {
         let latency = self.started.elapsed();
         let line = Line::new(self.service)
-            .str("endpoint", ending.path)
-            .str("status", ending.status)
-            .num("http_status", ending.http_status);
+            .str("endpoint", &self.path)
+            .str("status", status)
+            .num("http_status", http_status);
         extra(line)
             .num("latency_ms", latency.as_millis())
             .str("trace_id", &self.trace_id)
             .emit();
-        metrics.record(ending.endpoint, ending.http_status, latency);
+        self.metrics.record(self.endpoint, http_status, latency);
+    }
+}
+
+impl Drop for Exchange {
+    /// The line of a request whose handler never finished it.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let (status, http_status, error) = if std::thread::panicking() {
+            ("error", 500, "the handler panicked; answered 500")
+        } else if crate::server::aborting() {
+            ("aborted", 0, "the shutdown grace ran out before the answer")
+        } else {
+            (
+                "client_closed",
+                CLIENT_CLOSED,
+                "the client closed the connection before the answer",
+            )
+        };
+        self.write(status, http_status, |line| line.str("error", error));
     }
 }

@@ -1,10 +1,31 @@
-//! The HTTP edge both services share: JSON answers, the one error type, routing
-//! by method, and form decoding of query strings.
+//! The HTTP edge both services share: what a handler answers ([`Reply`]),
+//! JSON answers, the one error type, routing by method, and form decoding of
+//! query strings.
 
 use std::borrow::Cow;
 
 use http_types::{mime, Body, Method, Response, StatusCode};
 use serde::Serialize;
+
+/// What a handler wants done with its connection: the loop (`connection.rs`)
+/// does exactly this, and nothing is signalled any other way.
+#[derive(Debug)]
+pub enum Reply {
+    /// Send this answer, head and body in one write.
+    Send(Response),
+    /// Send the head now and the body as it is produced (a stalled or slow
+    /// body): each piece is written as soon as it is read.
+    Stream(Response),
+    /// Close the connection without an answer (the `drop` fault): a clean
+    /// close, FIN, as a crashed or overloaded peer might.
+    Close,
+}
+
+impl From<Response> for Reply {
+    fn from(res: Response) -> Self {
+        Reply::Send(res)
+    }
+}
 
 /// Methods every endpoint answers; HEAD is GET without the body (async-h1 drops it).
 pub const ALLOW: &str = "GET, HEAD";

@@ -4,27 +4,33 @@
 //!
 //! - [`service`]: a service's life from `main`: load, bind, serve, drain, exit.
 //! - [`config`]: defaults, then the TOML file, then env; every bad value named.
-//! - [`server`]: the accept loop, connection limits, header timeout, graceful stop.
+//! - [`server`]: executor threads, the accept loop, the connection limit, graceful stop.
+//! - [`connection`]: one connection's requests in turn; every wait on the client bounded.
+//! - [`head`]: a request head parsed from bounded bytes, framing checked (RFC 9112).
+//! - [`body`]: a request body skipped byte-exact, so pipelined requests stay whole.
 //! - [`exchange`]: one request's trace, clock, log line and metrics.
-//! - [`http`]: JSON answers, the one error type, method checks, query decoding.
+//! - [`http`]: what a handler replies, JSON answers, the one error type, query decoding.
 //! - [`log`]: one logfmt (or JSON) line per event, never split by a client, never blocking.
 //! - [`metrics`]: `/metrics` in Prometheus text format; requests by endpoint and status.
 //! - [`trace`]: W3C `traceparent` in and out, so one call has one trace id.
 //! - [`cli`]: `--config PATH`, and how start-up failures exit.
-//! - [`shutdown`]: SIGINT / SIGTERM.
+//! - [`signals`]: SIGINT / SIGTERM stop a service; SIGHUP never does.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
 // Nothing reachable from a request may panic; tests may unwrap (clippy.toml).
 #![deny(clippy::unwrap_used)]
 
+pub mod body;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod exchange;
+pub mod head;
 pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod server;
 pub mod service;
-pub mod shutdown;
+pub mod signals;
 pub mod trace;

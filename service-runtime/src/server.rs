@@ -1,29 +1,26 @@
-//! The server loop: accept, a task per connection, limits, and a graceful stop.
+//! The server loop: the executor threads, accept, a task per connection,
+//! the connection limit, and a graceful stop.
 //!
-//! async-h1 parses and writes HTTP/1.1; this module decides everything around it:
-//! how many connections are served at once, how long a client may take to send a
-//! request head, what happens to a handler that panics, and how requests in
-//! flight finish when the service is told to stop.
+//! What happens on one connection is `connection.rs`'s job; this module
+//! decides how many are served at once (the rest wait in the listen backlog),
+//! and how requests in flight finish, or are cut, when the service stops.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use async_h1::server::{decode, Encoder};
-use http_types::headers::CONNECTION;
-use http_types::{Request, Response};
-use smol::channel::{Receiver, Sender};
+use http_types::Request;
 use smol::future::FutureExt as _;
-use smol::io::{self, AsyncReadExt as _, AsyncWriteExt as _};
-use smol::lock::{Semaphore, SemaphoreGuardArc};
-use smol::net::{TcpListener, TcpStream};
+use smol::lock::Semaphore;
+use smol::net::TcpListener;
 use smol::{Async, Executor, LocalExecutor, Timer};
 
 use crate::config::ServerSettings;
-use crate::http::ApiError;
+use crate::connection::{self, Context};
+use crate::http::Reply;
 
 /// The executor every task of a service runs on; [`block_on`] gives it threads.
 ///
@@ -106,8 +103,10 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// The limits the loop enforces, from `[server]`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// A connection must deliver a request head within this (slow clients, idle keep-alive).
-    pub header_timeout: Duration,
+    /// The longest wait on a client: for a whole request head (and so an idle
+    /// keep-alive connection), and for each step of progress of a body or of
+    /// the client reading an answer.
+    pub client_timeout: Duration,
     /// Connections served at once; others wait in the listen backlog.
     pub max_connections: usize,
     /// On shutdown, how long requests in flight may take to finish.
@@ -117,7 +116,7 @@ pub struct Limits {
 impl From<&ServerSettings> for Limits {
     fn from(s: &ServerSettings) -> Self {
         Self {
-            header_timeout: s.header_timeout(),
+            client_timeout: s.header_timeout(),
             max_connections: s.max_connections as usize,
             shutdown_grace: s.shutdown_grace(),
         }
@@ -129,29 +128,46 @@ impl From<&ServerSettings> for Limits {
 pub enum Stopped {
     /// Every request in flight finished.
     Drained,
-    /// The grace ran out with requests still in flight.
+    /// The grace ran out with requests still in flight; each was logged
+    /// `status=aborted`.
     GraceExpired,
 }
 
-/// Serves `listener` with `handler` until `shutdown` completes, then stops
-/// accepting, lets requests in flight finish within the grace, and returns.
+/// Set once the grace has run out and requests in flight are being cut:
+/// their exchanges then log `status=aborted` rather than `client_closed`.
+static ABORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether requests in flight are being cut at the end of the grace.
+pub fn aborting() -> bool {
+    ABORTING.load(Ordering::Relaxed)
+}
+
+/// How long, after the grace, the cut connections get to write their lines.
+const ABORT_WAIT: Duration = Duration::from_millis(200);
+
+/// Serves `listener` until `shutdown` completes, then stops accepting, lets
+/// requests in flight finish within the grace, cuts the rest, and returns.
 ///
-/// `handler` answers each request. Its `Err` closes the connection without an
-/// answer (async-h1's behaviour): only a deliberate `drop` fault should use it;
-/// every other error must already be a response.
+/// `handler` answers each request with a [`Reply`](crate::http::Reply);
+/// refused requests (see `connection.rs`) are counted in `metrics` and
+/// logged as `service`.
 pub async fn serve<H, Fut>(
     listener: TcpListener,
-    handler: H,
+    ctx: Context<H>,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> Stopped
 where
-    H: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = http_types::Result<Response>> + Send + 'static,
+    H: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
 {
+    let listener: Arc<Async<std::net::TcpListener>> = listener.into();
+    let ctx = Arc::new(ctx);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    // Closed (not sent to) when it is time to stop: every clone sees it.
+    // Closed (never sent to) when it is time to stop: every clone sees it.
     let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    // Closed when the grace has run out: connections still open are cut.
+    let (abort_tx, abort_rx) = smol::channel::bounded::<()>(1);
     // Each connection holds a sender; recv() fails once all of them are gone.
     let (alive_tx, alive_rx) = smol::channel::bounded::<()>(1);
 
@@ -160,15 +176,21 @@ where
         loop {
             let permit = permits.acquire_arc().await;
             match listener.accept().await {
-                Ok((stream, _peer)) => {
+                Ok((socket, _peer)) => {
                     backoff = Duration::from_millis(5);
-                    let conn = connection(
-                        stream,
-                        handler.clone(),
-                        limits.header_timeout,
-                        stop_rx.clone(),
-                        (permit, alive_tx.clone()),
-                    );
+                    let (ctx, stop, abort) = (ctx.clone(), stop_rx.clone(), abort_rx.clone());
+                    let held = (permit, alive_tx.clone());
+                    let conn = async move {
+                        let stopped = async {
+                            let _ = stop.recv().await;
+                        };
+                        connection::serve(socket, &ctx, stopped)
+                            .or(async {
+                                let _ = abort.recv().await;
+                            })
+                            .await;
+                        drop(held);
+                    };
                     EXECUTOR.spawn(conn).detach();
                 }
                 // The peer gave up before we accepted: nothing to do.
@@ -194,7 +216,20 @@ where
         Timer::after(limits.shutdown_grace).await;
         Stopped::GraceExpired
     };
-    drained.or(expired).await
+    let stopped = drained.or(expired).await;
+    if stopped == Stopped::GraceExpired {
+        // Cut what is left; each exchange cut logs its own `status=aborted`.
+        ABORTING.store(true, Ordering::Relaxed);
+        drop(abort_tx);
+        let _ = alive_rx
+            .recv()
+            .or(async {
+                Timer::after(ABORT_WAIT).await;
+                Ok(())
+            })
+            .await;
+    }
+    stopped
 }
 
 fn is_transient(e: &std::io::Error) -> bool {
@@ -206,121 +241,4 @@ fn is_transient(e: &std::io::Error) -> bool {
             | ErrorKind::ConnectionReset
             | ErrorKind::Interrupted
     )
-}
-
-/// Serves one connection's requests in turn until the client closes, is too
-/// slow to send a head, or the service stops (after the request in flight).
-///
-/// This is async-h1's own `accept` loop (`decode`, the handler, `Encoder`)
-/// with our limits: async-h1 2.3 has no setter for its header timeout, and
-/// arms a timer of the older async-io reactor for every request, which wakes
-/// that reactor's thread each time (a context switch per request).
-async fn connection<H, Fut>(
-    mut stream: TcpStream,
-    handler: H,
-    header_timeout: Duration,
-    stop: Receiver<()>,
-    _held_until_done: (SemaphoreGuardArc, Sender<()>),
-) where
-    H: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = http_types::Result<Response>> + Send + 'static,
-{
-    // async-h1 writes head and body separately: without this each answer waits
-    // for the peer's delayed ACK (~40 ms).
-    let _ = stream.set_nodelay(true);
-    // One timer per connection, re-armed only when it fires early: arming a
-    // timer per request costs a reactor wake-up per request.
-    let mut last_activity = Instant::now();
-    let mut timer = Timer::at(last_activity + header_timeout);
-    let mut stopped = std::pin::pin!(stop.recv());
-    let socket: Arc<Async<std::net::TcpStream>> = stream.clone().into();
-    let mut answered = false;
-
-    loop {
-        // Wait for a head: give up after the header timeout or at shutdown.
-        let idle = async {
-            loop {
-                (&mut timer).await;
-                let deadline = last_activity + header_timeout;
-                if Instant::now() >= deadline {
-                    return;
-                }
-                timer.set_at(deadline);
-            }
-        };
-        let head = async {
-            if answered {
-                // The client sends its next request only after our answer: wait
-                // for it instead of reading now, which would fail (a syscall).
-                socket.readable().await?;
-            }
-            decode(stream.clone()).await.map(Some)
-        }
-        .or(async {
-            idle.or(async {
-                let _ = stopped.as_mut().await;
-            })
-            .await;
-            Ok(None)
-        })
-        .await;
-        // Err: not HTTP (answered by closing); None: EOF, too slow, or stopping.
-        let Ok(Some(Some((req, mut body)))) = head else {
-            break;
-        };
-
-        let method = req.method();
-        // No Content-Length and no chunked body: async-h1 reads none (len 0).
-        let has_body = req.len() != Some(0);
-        let mut close = req
-            .header(CONNECTION)
-            .is_some_and(|c| c.as_str().eq_ignore_ascii_case("close"));
-        let handled = AssertUnwindSafe(handler(req)).catch_unwind().await;
-        let mut res = match handled {
-            Ok(Ok(res)) => res,
-            // A deliberate `drop` fault: close without an answer.
-            Ok(Err(_)) => break,
-            Err(_) => panicked(),
-        };
-        close |= res
-            .header(CONNECTION)
-            .is_some_and(|c| c.as_str().eq_ignore_ascii_case("close"));
-        if stop.is_closed() {
-            close = true;
-            res.insert_header(CONNECTION, "close");
-        }
-        let streamed = res.ext().get::<Streamed>().is_some();
-        let mut encoder = Encoder::new(res, method);
-        let written = if streamed {
-            // Head now, body as it comes (e.g. a stalled body): one write each.
-            io::copy(&mut encoder, &mut stream).await.map(drop)
-        } else {
-            // Head and body in one write: one packet, one wake-up of the client.
-            let mut bytes = Vec::with_capacity(256);
-            match encoder.read_to_end(&mut bytes).await {
-                Ok(_) => stream.write_all(&bytes).await,
-                Err(e) => Err(e),
-            }
-        };
-        if written.is_err() {
-            break;
-        }
-        // The handler may not have read the body: skip it to reach the next head.
-        // (Most requests have none; io::copy would allocate a buffer regardless.)
-        if close || has_body && io::copy(&mut body, &mut io::sink()).await.is_err() {
-            break;
-        }
-        last_activity = Instant::now();
-        answered = true;
-    }
-}
-
-/// Marks a response whose body must be sent as it is produced (a stalled or
-/// slow body), not gathered first: `res.ext_mut().insert(Streamed)`.
-#[derive(Debug, Clone, Copy)]
-pub struct Streamed;
-
-/// The answer to a request whose handler panicked: a 500, and the service lives on.
-fn panicked() -> Response {
-    ApiError::internal("internal error").into_response()
 }

@@ -1,16 +1,20 @@
 //! A service's life from `main`: load the config or exit 2, bind or exit 1, print
-//! the start line, serve until SIGINT/SIGTERM, drain, flush, exit 0.
+//! the start line, serve until SIGINT/SIGTERM (SIGHUP goes to the service's
+//! own hook), drain, flush, exit 0.
 
 use std::future::Future;
 
 use clap::Parser as _;
-use http_types::{Request, Response};
+use http_types::Request;
 
 use crate::cli::{exit_with, Args};
 use crate::config::{ConfigSource, Loaded, Settings, EXIT_BAD_CONFIG};
+use crate::connection::Context;
+use crate::http::Reply;
 use crate::log::Line;
+use crate::metrics::HttpMetrics;
 use crate::server::{self, Limits, Stopped, EXIT_START_FAILED};
-use crate::shutdown;
+use crate::signals;
 
 /// Who a service is: its name in logs, its binary, its default config and env prefix.
 #[derive(Debug, Clone, Copy)]
@@ -41,11 +45,20 @@ impl Service {
 
     /// Binds `[server]`'s address (exit 1 if taken), prints the start line, and
     /// serves with `handler` until SIGINT/SIGTERM; then exits 0 once drained.
-    pub fn serve<T, H, Fut>(&self, source: &ConfigSource, loaded: &Loaded<T>, handler: H) -> !
+    /// Requests the server itself refuses are counted in `metrics`; each
+    /// SIGHUP calls `on_hangup`.
+    pub fn serve<T, H, Fut>(
+        &self,
+        source: &ConfigSource,
+        loaded: &Loaded<T>,
+        metrics: HttpMetrics,
+        on_hangup: impl Fn(),
+        handler: H,
+    ) -> !
     where
         T: Settings,
-        H: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
-        Fut: Future<Output = http_types::Result<Response>> + Send + 'static,
+        H: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
     {
         let settings = loaded.settings.server();
         let threads = settings.thread_count();
@@ -66,14 +79,20 @@ impl Service {
                 .num("threads", threads)
                 .emit();
             let stop = async {
-                let signal = shutdown::signal().await;
+                let signal = signals::until_stop(on_hangup).await;
                 Line::new(name)
                     .str("event", "stopping")
                     .str("signal", signal)
                     .num("grace_ms", settings.shutdown_grace_ms)
                     .emit();
             };
-            let stopped = server::serve(listener, handler, Limits::from(settings), stop).await;
+            let ctx = Context {
+                handler,
+                metrics,
+                service: name,
+                timeout: settings.header_timeout(),
+            };
+            let stopped = server::serve(listener, ctx, Limits::from(settings), stop).await;
             Line::new(name)
                 .str("event", "stopped")
                 .num("drained", stopped == Stopped::Drained)

@@ -1,6 +1,6 @@
 //! Faults on a real socket: marked answers, per-request decisions on one connection.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use testkit::http::{get, Conn};
 
@@ -38,5 +38,32 @@ fn probability_affects_a_share() {
     assert!(
         (50..=130).contains(&failed),
         "{failed} of 300 failed at p=0.3"
+    );
+}
+
+/// A caller that says how long it will wait (`x-request-timeout-ms`) and keeps
+/// its connection open: A stops waiting on a longer injected delay soon after
+/// that budget, closes, and logs the request as abandoned.
+#[test]
+fn a_abandons_what_its_caller_no_longer_waits_for() {
+    let a = start_a("delay_ms = 5000");
+    let started = Instant::now();
+    let answer = testkit::http::raw(
+        a.authority(),
+        b"GET /echo?msg=x HTTP/1.1\r\nHost: a\r\nx-request-timeout-ms: 200\r\n\r\n",
+    )
+    .unwrap();
+    assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
+    assert!(
+        (Duration::from_millis(200)..Duration::from_millis(1000)).contains(&started.elapsed()),
+        "{:?}",
+        started.elapsed()
+    );
+    let line = a.wait_line(&["endpoint=/echo", "status=abandoned"]);
+    assert!(line.contains("fault=delay"), "{line}");
+    let metrics = get(&format!("{}/metrics", a.url)).body;
+    assert_eq!(
+        testkit::metric(&metrics, "faults_injected_total{fault=\"abandoned\"}"),
+        1.0
     );
 }

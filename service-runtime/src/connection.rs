@@ -1,0 +1,518 @@
+//! One connection's life: read a head, skip its body, ask the handler, write
+//! the answer; again, until either side is done.
+//!
+//! async-h1 writes our answers (its `Encoder` is sound); reading is done
+//! here, because its server `decode` is not (see `head.rs`). What this loop
+//! guarantees, whatever a client sends:
+//!
+//! 1. **Bounded memory.** Each connection has one buffer of
+//!    [`MAX_HEAD_BYTES`], allocated once and kept across its requests. Heads
+//!    are parsed in it; bodies pass through it and are dropped; bytes read
+//!    ahead stay in it for the next request, so pipelined requests are
+//!    answered in order and nothing read is lost.
+//! 2. **Bounded waits.** A head must be complete within the timeout
+//!    (`server.header_timeout_ms`) of the moment the loop starts waiting for
+//!    it (an idle keep-alive connection is closed then). A body, a
+//!    `100 Continue` reply and an answer must make progress at least once per
+//!    timeout. One timer per connection does all this ([`Watchdog`]).
+//! 3. **Nothing closes in silence.** A refused head or body gets its status
+//!    (400, 408, 413, 414, 431, 501, 505) with a JSON error, one log line and
+//!    a count in `http_requests_total`; then the connection is closed after
+//!    a short linger, so the client can read the answer.
+//! 4. **A client that leaves is noticed.** While the handler works, the
+//!    socket is watched: on EOF or an error the handler's future is dropped
+//!    at once (its exchange logs `status=client_closed http_status=499`).
+//! 5. **The handler says what it wants** with a [`Reply`]; a handler that
+//!    panics is answered 500 and the service lives on.
+
+use std::future::Future;
+use std::io;
+use std::net::{Shutdown, TcpStream};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use async_h1::server::Encoder;
+use http_types::headers::CONNECTION;
+use http_types::{Method, Request, Response, StatusCode};
+use smol::future::FutureExt as _;
+use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use smol::{Async, Timer};
+
+use crate::body::Skip;
+use crate::head::{self, Framing, MAX_HEAD_BYTES};
+use crate::http::{ApiError, Reply};
+use crate::log::Line;
+use crate::metrics::HttpMetrics;
+
+/// The answer to `Expect: 100-continue`, sent before reading the body.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// After a refusal, how long the loop keeps reading (and dropping) what the
+/// client still sends before it closes, so that the close is a FIN the
+/// client can read the answer before, not an RST that destroys it (nginx's
+/// `lingering_time`, much shortened: the slot is held meanwhile).
+const LINGER: Duration = Duration::from_millis(500);
+
+/// What a connection's loop needs from its service.
+#[derive(Debug)]
+pub struct Context<H> {
+    /// Answers each request.
+    pub handler: H,
+    /// Where refused requests are counted.
+    pub metrics: HttpMetrics,
+    /// `service=` of the loop's own log lines.
+    pub service: &'static str,
+    /// The longest wait on a client without progress.
+    pub timeout: Duration,
+}
+
+/// Serves one connection until the client closes, breaks a rule, is too
+/// slow, or `stop` completes (between requests only).
+pub async fn serve<H, Fut>(
+    socket: Async<TcpStream>,
+    ctx: &Context<H>,
+    stop: impl Future<Output = ()>,
+) where
+    H: Fn(Request) -> Fut,
+    Fut: Future<Output = Reply>,
+{
+    // Answers are one write each; without this each would wait for the
+    // peer's delayed ACK (~40 ms) whenever a write is split.
+    let _ = socket.get_ref().set_nodelay(true);
+    let mut conn = Conn {
+        socket,
+        buf: vec![0; MAX_HEAD_BYTES].into_boxed_slice(),
+        start: 0,
+        end: 0,
+        watchdog: Watchdog::new(ctx.timeout),
+    };
+    let mut stop = std::pin::pin!(stop);
+    let mut stopping = false;
+    let mut answered = false;
+
+    loop {
+        // 1. The head, within the timeout from now.
+        conn.watchdog.progress();
+        let began = Instant::now();
+        let head = loop {
+            if conn.end > conn.start {
+                match head::parse(&conn.buf[conn.start..conn.end]) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) => {}
+                    Err(refusal) => {
+                        let target = refusal.target.as_deref().unwrap_or("-");
+                        return conn.refuse(ctx, refusal.error, target, began).await;
+                    }
+                }
+            }
+            conn.compact();
+            let idle = conn.start == conn.end;
+            // Between requests, a stop ends the connection; a keep-alive
+            // client sends its next head only after our answer, so wait for
+            // it rather than try a read that would fail.
+            let stop = idle.then_some(stop.as_mut());
+            match conn.read(stop, idle && answered).await {
+                Wait::Done(Ok(0) | Err(_)) | Wait::Stopped => return,
+                Wait::Done(Ok(n)) => conn.end += n,
+                Wait::TimedOut if idle => return,
+                Wait::TimedOut => {
+                    let error = timed_out("request head", ctx.timeout, StatusCode::RequestTimeout);
+                    return conn.refuse(ctx, error, "-", began).await;
+                }
+            }
+        };
+        conn.start += head.len;
+
+        // 2. The body, skipped: neither service reads one.
+        if head.framing != Framing::Empty {
+            let path = head.request.url().path().to_owned();
+            if head.expect_continue && conn.write_all(CONTINUE).await.is_err() {
+                return;
+            }
+            match conn.skip_body(head.framing).await {
+                Ok(()) => {}
+                Err(BodyError::Refused(error)) => {
+                    return conn.refuse(ctx, error, &path, began).await
+                }
+                Err(BodyError::TimedOut) => {
+                    let error = timed_out("request body", ctx.timeout, StatusCode::RequestTimeout);
+                    return conn.refuse(ctx, error, &path, began).await;
+                }
+                Err(BodyError::Closed) => {
+                    let error = ApiError::bad_request(
+                        "the client closed the connection before the request body was complete",
+                    );
+                    return log_refusal(ctx, &error, &path, began);
+                }
+            }
+        }
+
+        // 3. The handler, dropped if the client leaves meanwhile.
+        let method = head.request.method();
+        let handled = AssertUnwindSafe((ctx.handler)(head.request)).catch_unwind();
+        let handled = async { Some(handled.await) }.or(async {
+            conn.until_closed().await;
+            None
+        });
+        let res = match handled.await {
+            None => return,
+            Some(Ok(Reply::Close)) => return,
+            Some(Ok(Reply::Send(res))) => Answer::Whole(res),
+            Some(Ok(Reply::Stream(res))) => Answer::Streamed(res),
+            Some(Err(_panic)) => {
+                Answer::Whole(ApiError::internal("internal error").into_response())
+            }
+        };
+
+        // 4. The answer, then the next request unless either side closes.
+        stopping |= stop_requested(stop.as_mut());
+        let close = !head.keep_alive
+            || stopping
+            || res
+                .get()
+                .header(CONNECTION)
+                .is_some_and(|c| c.as_str().eq_ignore_ascii_case("close"));
+        let written = conn.answer(res, method, close, head.http10).await;
+        match written {
+            Ok(()) if !close => answered = true,
+            Ok(()) => return conn.linger_if_unread().await,
+            Err(Cut::TimedOut) => {
+                return Line::new(ctx.service)
+                    .str("event", "connection_cut")
+                    .str(
+                        "error",
+                        &format!(
+                            "the client read none of the answer for {} ms",
+                            ctx.timeout.as_millis()
+                        ),
+                    )
+                    .emit()
+            }
+            Err(Cut::Closed) => return,
+        }
+    }
+}
+
+/// Whether `stop` has completed, without waiting for it.
+fn stop_requested(stop: Pin<&mut impl Future<Output = ()>>) -> bool {
+    let waker = std::task::Waker::noop();
+    stop.poll(&mut std::task::Context::from_waker(waker))
+        .is_ready()
+}
+
+/// The error for a client that let `what` stall past `timeout`.
+fn timed_out(what: &str, timeout: Duration, status: StatusCode) -> ApiError {
+    ApiError {
+        status,
+        message: format!("{what} not received within {} ms", timeout.as_millis()).into(),
+    }
+}
+
+/// The log line and count of a request the loop refused.
+fn log_refusal<H>(ctx: &Context<H>, error: &ApiError, target: &str, began: Instant) {
+    let code = u16::from(error.status);
+    let latency = began.elapsed();
+    Line::new(ctx.service)
+        .str("endpoint", target)
+        .str("status", "error")
+        .num("http_status", code)
+        .str("error", &error.message)
+        .num("latency_ms", latency.as_millis())
+        .emit();
+    ctx.metrics.record("other", code, latency);
+}
+
+/// The outcome of one wait on the client.
+enum Wait<T> {
+    Done(T),
+    TimedOut,
+    Stopped,
+}
+
+/// Why an answer could not be written.
+enum Cut {
+    TimedOut,
+    Closed,
+}
+
+/// Why a body could not be skipped.
+enum BodyError {
+    Refused(ApiError),
+    TimedOut,
+    Closed,
+}
+
+/// An answer ready to write.
+enum Answer {
+    Whole(Response),
+    Streamed(Response),
+}
+
+impl Answer {
+    fn get(&self) -> &Response {
+        match self {
+            Answer::Whole(res) | Answer::Streamed(res) => res,
+        }
+    }
+}
+
+/// A connection's socket and buffer: `buf[start..end]` is read but unused.
+struct Conn {
+    socket: Async<TcpStream>,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    watchdog: Watchdog,
+}
+
+impl Conn {
+    /// Moves unused bytes to the front, so the buffer has room to read into.
+    fn compact(&mut self) {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        } else if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+        }
+    }
+
+    /// One read into the free end of the buffer, within the watchdog.
+    async fn read(
+        &mut self,
+        stop: Option<Pin<&mut impl Future<Output = ()>>>,
+        wait_readable: bool,
+    ) -> Wait<io::Result<usize>> {
+        let Conn {
+            socket,
+            buf,
+            end,
+            watchdog,
+            ..
+        } = self;
+        let read = async {
+            if wait_readable {
+                socket.readable().await?;
+            }
+            (&*socket).read(&mut buf[*end..]).await
+        };
+        let stopped = async {
+            match stop {
+                Some(stop) => {
+                    stop.await;
+                    Wait::Stopped
+                }
+                None => std::future::pending().await,
+            }
+        };
+        async { Wait::Done(read.await) }
+            .or(async {
+                watchdog.expired().await;
+                Wait::TimedOut
+            })
+            .or(stopped)
+            .await
+    }
+
+    /// Skips a body of `framing`, each read making progress within the timeout.
+    async fn skip_body(&mut self, framing: Framing) -> Result<(), BodyError> {
+        let mut skip = Skip::new(framing);
+        self.watchdog.progress();
+        loop {
+            let used = skip
+                .feed(&self.buf[self.start..self.end])
+                .map_err(BodyError::Refused)?;
+            self.start += used;
+            if skip.is_done() {
+                return Ok(());
+            }
+            self.compact();
+            match self
+                .read(None::<Pin<&mut std::future::Pending<()>>>, false)
+                .await
+            {
+                Wait::Done(Ok(0) | Err(_)) => return Err(BodyError::Closed),
+                Wait::Done(Ok(n)) => {
+                    self.end += n;
+                    self.watchdog.progress();
+                }
+                Wait::TimedOut | Wait::Stopped => return Err(BodyError::TimedOut),
+            }
+        }
+    }
+
+    /// Completes when the client closes (EOF or error). Bytes it sends
+    /// meanwhile (the next pipelined request) are kept while there is room;
+    /// with the buffer full, a close can no longer be seen, so this waits on.
+    async fn until_closed(&mut self) {
+        loop {
+            self.compact();
+            if self.end == self.buf.len() {
+                return std::future::pending().await;
+            }
+            if self.socket.readable().await.is_err() {
+                return;
+            }
+            match self.socket.get_ref().peek(&mut [0u8; 1]) {
+                Ok(0) => return,
+                Ok(_) => match (&self.socket).read(&mut self.buf[self.end..]).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => self.end += n,
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Writes all of `bytes`, each write making progress within the timeout.
+    async fn write_all(&mut self, bytes: &[u8]) -> Result<(), Cut> {
+        self.watchdog.progress();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let Conn {
+                socket, watchdog, ..
+            } = self;
+            let wrote = async { Some((&*socket).write(&bytes[pos..]).await) }
+                .or(async {
+                    watchdog.expired().await;
+                    None
+                })
+                .await;
+            match wrote {
+                Some(Ok(0) | Err(_)) => return Err(Cut::Closed),
+                Some(Ok(n)) => {
+                    pos += n;
+                    self.watchdog.progress();
+                }
+                None => return Err(Cut::TimedOut),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes an answer: whole in one write, or streamed piece by piece.
+    async fn answer(
+        &mut self,
+        answer: Answer,
+        method: Method,
+        close: bool,
+        http10: bool,
+    ) -> Result<(), Cut> {
+        let (mut res, streamed) = match answer {
+            Answer::Whole(res) => (res, false),
+            Answer::Streamed(res) => (res, true),
+        };
+        if close {
+            res.insert_header(CONNECTION, "close");
+        } else if http10 {
+            res.insert_header(CONNECTION, "keep-alive");
+        }
+        let mut encoder = Encoder::new(res, method);
+        if !streamed {
+            // Head and body in one write: one packet, one wake-up of the client.
+            let mut bytes = Vec::with_capacity(256);
+            encoder
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|_| Cut::Closed)?;
+            return self.write_all(&bytes).await;
+        }
+        // Each piece as it comes; a client that leaves during a stall is noticed.
+        let mut piece = vec![0u8; 8 * 1024];
+        loop {
+            let read = async { Some(encoder.read(&mut piece).await) }.or(async {
+                self.until_closed().await;
+                None
+            });
+            match read.await {
+                Some(Ok(0)) => return Ok(()),
+                Some(Ok(n)) => self.write_all(&piece[..n]).await?,
+                Some(Err(_)) | None => return Err(Cut::Closed),
+            }
+        }
+    }
+
+    /// Answers `error`, logs and counts it, and closes after a short linger.
+    async fn refuse<H>(mut self, ctx: &Context<H>, error: ApiError, target: &str, began: Instant) {
+        log_refusal(ctx, &error, target, began);
+        let res = error.into_response();
+        if self
+            .answer(Answer::Whole(res), Method::Get, true, false)
+            .await
+            .is_ok()
+        {
+            self.linger().await;
+        }
+    }
+
+    /// Closes after an answer with `Connection: close`, lingering only if
+    /// the client sent bytes we did not read (else the close would be an RST).
+    async fn linger_if_unread(self) {
+        if self.start < self.end {
+            self.linger().await;
+        }
+    }
+
+    /// Half-closes, then reads and drops what the client still sends, for at
+    /// most [`LINGER`], so the close does not destroy the answer in flight.
+    async fn linger(self) {
+        let _ = self.socket.get_ref().shutdown(Shutdown::Write);
+        let drain = async {
+            let mut sink = [0u8; 4096];
+            while matches!((&self.socket).read(&mut sink).await, Ok(n) if n > 0) {}
+        };
+        drain
+            .or(async {
+                Timer::after(LINGER).await;
+            })
+            .await;
+    }
+}
+
+/// One timer per connection for every wait on the client.
+///
+/// Arming a timer costs a wake-up of the reactor; arming one per request (as
+/// async-h1's loop does) costs one per request. This timer is armed once and,
+/// when it fires, re-armed only if progress moved the deadline meanwhile.
+struct Watchdog {
+    timer: Timer,
+    /// When `timer` fires (it fires once per arming).
+    armed: Instant,
+    since: Instant,
+    timeout: Duration,
+}
+
+impl Watchdog {
+    fn new(timeout: Duration) -> Self {
+        let since = Instant::now();
+        Self {
+            timer: Timer::at(since + timeout),
+            armed: since + timeout,
+            since,
+            timeout,
+        }
+    }
+
+    /// The client made progress: the next deadline is a full timeout away.
+    fn progress(&mut self) {
+        self.since = Instant::now();
+    }
+
+    /// Completes once `timeout` has passed since the last progress.
+    async fn expired(&mut self) {
+        loop {
+            let deadline = self.since + self.timeout;
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            if self.armed <= now {
+                // It fired for an older deadline: arm it for this one.
+                self.timer.set_at(deadline);
+                self.armed = deadline;
+            }
+            (&mut self.timer).await;
+        }
+    }
+}

@@ -147,6 +147,82 @@ impl Conn {
         self.stream.write_all(bytes).expect("write");
     }
 
+    /// The socket itself, e.g. to shut it down or set its timeouts.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Reads exactly one answer (head, then a `content-length` body) within
+    /// `patience`; `Err` says what was read if the server closed or was too slow.
+    pub fn read_reply(&mut self, patience: Duration) -> Result<Reply, String> {
+        let started = Instant::now();
+        let deadline = started + patience;
+        let mut bytes = Vec::new();
+        let fail = |what: String, bytes: &[u8]| {
+            let so_far = String::from_utf8_lossy(bytes);
+            format!(
+                "{what} after {:?}; read so far: {so_far:?}",
+                started.elapsed()
+            )
+        };
+        let mut byte = [0u8; 1];
+        while !bytes.ends_with(b"\r\n\r\n") {
+            self.time_left(deadline);
+            match self.stream.read(&mut byte) {
+                Ok(1) => bytes.push(byte[0]),
+                Ok(_) => return Err(fail("closed mid-head".into(), &bytes)),
+                Err(e) => return Err(fail(format!("head: {e}"), &bytes)),
+            }
+        }
+        let len = parse(&bytes, started.elapsed())
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+            .ok_or_else(|| fail("no content-length".into(), &bytes))?;
+        let mut body = vec![0u8; len];
+        self.time_left(deadline);
+        if let Err(e) = self.stream.read_exact(&mut body) {
+            return Err(fail(format!("body: {e}"), &bytes));
+        }
+        bytes.extend_from_slice(&body);
+        self.stream
+            .set_read_timeout(Some(PATIENCE))
+            .expect("timeout");
+        Ok(parse(&bytes, started.elapsed()))
+    }
+
+    /// Sets the read timeout to what is left until `deadline` (at least 1 ms).
+    fn time_left(&mut self, deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let left = left.max(Duration::from_millis(1));
+        self.stream.set_read_timeout(Some(left)).expect("timeout");
+    }
+
+    /// Reads until the server closes or `patience` passes; a reset counts as a close.
+    pub fn read_to_close(&mut self, patience: Duration) -> Closing {
+        let started = Instant::now();
+        let deadline = started + patience;
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 4096];
+        let closed = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
+            }
+            self.stream.set_read_timeout(Some(left)).expect("timeout");
+            match self.stream.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break is_close(&e),
+            }
+        };
+        Closing {
+            bytes,
+            closed,
+            elapsed: started.elapsed(),
+        }
+    }
+
     /// Writes `bytes` (a whole request, as given) and reads exactly one answer.
     pub fn send(&mut self, bytes: &[u8]) -> Reply {
         let started = Instant::now();
@@ -171,4 +247,51 @@ impl Conn {
         bytes.extend_from_slice(&body);
         parse(&bytes, started.elapsed())
     }
+}
+
+/// What a client read on a connection until the server closed it (or the patience ran out).
+#[derive(Debug, Clone)]
+pub struct Closing {
+    /// Every byte read.
+    pub bytes: Vec<u8>,
+    /// Whether the server closed (FIN or reset) within the patience.
+    pub closed: bool,
+    /// From the start of reading to the close (or to the end of the patience).
+    pub elapsed: Duration,
+}
+
+impl Closing {
+    /// The bytes as text, for messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// Whether a read or write error means the peer closed (reset, broken pipe).
+pub fn is_close(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
+    )
+}
+
+/// Splits answers written back to back (pipelined), each framed by its
+/// `content-length`; a trailing incomplete answer is left out.
+pub fn parse_all(bytes: &[u8]) -> Vec<Reply> {
+    let mut replies = Vec::new();
+    let mut rest = bytes;
+    while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = parse(&rest[..end + 4], Duration::ZERO);
+        let len = head
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let Some(whole) = rest.get(..end + 4 + len) else {
+            break;
+        };
+        replies.push(parse(whole, Duration::ZERO));
+        rest = &rest[whole.len()..];
+    }
+    replies
 }

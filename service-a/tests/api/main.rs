@@ -3,6 +3,7 @@
 mod config;
 mod echo;
 mod faults;
+mod http_edge;
 mod limits;
 mod reload;
 mod shutdown;

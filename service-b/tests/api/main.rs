@@ -4,6 +4,7 @@
 mod call_echo;
 mod config;
 mod failures;
+mod http_edge;
 mod netns;
 mod observability;
 mod pool;

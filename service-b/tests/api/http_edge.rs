@@ -1,0 +1,348 @@
+//! B's HTTP edge over raw sockets. A and B share the server, so these are spot
+//! checks of it, plus what only B has: requests it cannot pass on to A as they
+//! are, and clients that leave while B waits on A.
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use testkit::fake::refused_url;
+use testkit::http::{get, get_with, is_close, parse, parse_all, Conn, Reply};
+use testkit::{field, Launch, Proc};
+
+use crate::{b_config, start_a};
+
+/// B with `server` in `[server]`, calling `upstream` with `timeout_ms`, and
+/// `extra` appended (e.g. a `[circuit_breaker]` section).
+fn b_with(server: &str, upstream: &str, timeout_ms: u64, extra: &str) -> Proc {
+    let config =
+        b_config(upstream, timeout_ms).replacen("port = 0\n", &format!("port = 0\n{server}\n"), 1);
+    Launch::new(env!("CARGO_BIN_EXE_service-b"), &format!("{config}{extra}")).start()
+}
+
+/// B alone (nothing listens where A should be), with a short header timeout.
+fn b_alone() -> Proc {
+    b_with("header_timeout_ms = 300", &refused_url(), 1000, "")
+}
+
+/// The breaker on, opening after two failures.
+const BREAKER: &str = "\n[circuit_breaker]\nenabled = true\nfailure_threshold = 2\n";
+
+/// Sends `bytes` on a fresh connection and reads until the server closes (at
+/// most `patience`); returns the answer and how long it took.
+fn exchange(b: &Proc, bytes: &[u8], patience: Duration) -> (Reply, Duration) {
+    let mut conn = Conn::open(b.authority());
+    let started = Instant::now();
+    if let Err(e) = conn.stream().write_all(bytes) {
+        assert!(is_close(&e), "write: {e}");
+    }
+    let closing = conn.read_to_close(patience);
+    let what = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+    assert!(
+        closing.closed,
+        "{what:?}: not closed within {patience:?}; read {:?}",
+        closing.text()
+    );
+    assert!(
+        closing.bytes.starts_with(b"HTTP/1.1 "),
+        "{what:?}: no answer before the close: {:?}",
+        closing.text()
+    );
+    (parse(&closing.bytes, started.elapsed()), started.elapsed())
+}
+
+/// `status` with a JSON `{"error": ...}`, its type and length.
+fn assert_json_error(reply: &Reply, status: u16) {
+    assert_eq!(reply.status, status, "{reply:?}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/json"),
+        "{reply:?}"
+    );
+    assert_eq!(
+        reply.header("content-length"),
+        Some(reply.body.len().to_string().as_str()),
+        "{reply:?}"
+    );
+    assert!(!reply.str("error").is_empty(), "{reply:?}");
+}
+
+/// The refusal contract: the JSON error, a log line with `status=error
+/// http_status=NNN` and `error=` (after line `from`), and a count in `/metrics`.
+fn assert_refusal(b: &Proc, from: usize, reply: &Reply, status: u16) {
+    assert_json_error(reply, status);
+    let line = b.wait_line_after(from, &[&format!("status=error http_status={status}")]);
+    assert!(field(&line, "error").is_some(), "{line}");
+    let text = get(&format!("{}/metrics", b.url)).body;
+    let code = format!("code=\"{status}\"");
+    let counted = text
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{") && l.contains(&code))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .any(|v| v >= 1.0);
+    assert!(counted, "no http_requests_total with {code} in:\n{text}");
+}
+
+/// A request line past 8 KiB: 414, the refusal logged and counted, then a close.
+#[test]
+fn long_request_line_is_414() {
+    let b = b_alone();
+    let line = format!("GET /call-echo?msg={}", "a".repeat(64 * 1024));
+
+    let from = b.line_count();
+    let (reply, _) = exchange(&b, line.as_bytes(), Duration::from_secs(2));
+
+    assert_refusal(&b, from, &reply, 414);
+    assert_eq!(get(&format!("{}/health", b.url)).status, 200);
+}
+
+/// Bare-LF line endings: 400 at once, long before a 10 s header timeout.
+#[test]
+fn bare_lf_is_400_at_once() {
+    let _clock = crate::timing();
+    let b = b_with("header_timeout_ms = 10000", &refused_url(), 1000, "");
+
+    let from = b.line_count();
+    let (reply, took) = exchange(
+        &b,
+        b"GET /health HTTP/1.1\nHost: b\n\n",
+        Duration::from_secs(2),
+    );
+
+    assert_refusal(&b, from, &reply, 400);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+/// A Host that is not host[:port]: 400, and never routed as part of the path.
+#[test]
+fn host_with_a_path_is_400_never_routed() {
+    let b = b_alone();
+    let head = b"GET /health HTTP/1.1\r\nHost: x/call-echo?msg=pwned&\r\nConnection: close\r\n\r\n";
+
+    let from = b.line_count();
+    let (reply, _) = exchange(&b, head, Duration::from_secs(2));
+
+    assert_refusal(&b, from, &reply, 400);
+    assert!(!reply.body.contains("pwned"), "{}", reply.body);
+    let lines = b.lines();
+    assert!(
+        !lines[from..].iter().any(|l| l.contains("/call-echo")),
+        "{:#?}",
+        &lines[from..]
+    );
+}
+
+/// Three requests in one write: three answers, in order, on the same connection.
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let _clock = crate::timing();
+    let a = start_a("");
+    let b = b_with("header_timeout_ms = 500", &a.url, 1000, "");
+    let from = b.line_count();
+    let mut conn = Conn::open(b.authority());
+
+    conn.write_raw(
+        b"GET /call-echo?msg=one HTTP/1.1\r\nHost: b\r\n\r\n\
+          GET /health HTTP/1.1\r\nHost: b\r\n\r\n\
+          GET /call-echo?msg=two HTTP/1.1\r\nHost: b\r\n\r\n",
+    );
+
+    let one = conn.read_reply(Duration::from_secs(2)).unwrap();
+    assert_eq!(one.json()["service_a"]["echo"], "one", "{}", one.body);
+    let health = conn.read_reply(Duration::from_secs(2)).unwrap();
+    assert_eq!(health.status, 200);
+    let two = conn.read_reply(Duration::from_secs(2)).unwrap();
+    assert_eq!(two.json()["service_a"]["echo"], "two", "{}", two.body);
+    // A later request's line proves every earlier line is written.
+    drop(conn);
+    assert_eq!(get(&format!("{}/metrics", b.url)).status, 200);
+    b.wait_line_after(from, &["endpoint=/metrics"]);
+    let lines = b.lines();
+    let count = |endpoint: &str| {
+        lines[from..]
+            .iter()
+            .filter(|l| l.contains(&format!("endpoint={endpoint} ")) && l.contains("status=ok"))
+            .count()
+    };
+    assert_eq!(
+        (count("/call-echo"), count("/health")),
+        (2, 1),
+        "{:#?}",
+        &lines[from..]
+    );
+}
+
+/// HTTP/1.0: an answer with content-length, then a close; with
+/// `Connection: keep-alive` a second request on the same connection.
+#[test]
+fn http_1_0_closes_unless_kept_alive() {
+    let b = b_with("header_timeout_ms = 10000", &refused_url(), 1000, "");
+    let mut conn = Conn::open(b.authority());
+    conn.write_raw(b"GET /health HTTP/1.0\r\n\r\n");
+    let closing = conn.read_to_close(Duration::from_secs(1));
+    assert!(closing.closed, "not closed: {:?}", closing.text());
+    let replies = parse_all(&closing.bytes);
+    assert_eq!(replies.len(), 1, "{:?}", closing.text());
+    assert_eq!(replies[0].status, 200);
+    assert!(
+        replies[0].header("content-length").is_some(),
+        "{:?}",
+        closing.text()
+    );
+
+    let mut conn = Conn::open(b.authority());
+    for _ in 0..2 {
+        conn.write_raw(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        let reply = conn.read_reply(Duration::from_secs(1)).unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.header("connection").map(str::to_ascii_lowercase),
+            Some("keep-alive".to_owned())
+        );
+    }
+}
+
+/// A client that leaves while B waits on a slow A: B logs 499 at once, and
+/// closes its own call, so A logs `client_closed` too.
+#[test]
+fn client_gone_is_499_in_b_and_in_a() {
+    let _clock = crate::timing();
+    let a = start_a("delay_ms = 3000");
+    let b = b_with("", &a.url, 5000, "");
+    let mut conn = Conn::open(b.authority());
+    conn.write_raw(b"GET /call-echo?msg=x HTTP/1.1\r\nHost: b\r\n\r\n");
+    // No event says "B's call reached A's delay": give it a moment.
+    std::thread::sleep(Duration::from_millis(300));
+
+    drop(conn);
+    let closed = Instant::now();
+
+    let line = b.wait_line(&["endpoint=/call-echo", "status=client_closed"]);
+    let took = closed.elapsed();
+    assert!(
+        line.contains("status=client_closed http_status=499"),
+        "{line}"
+    );
+    assert!(took < Duration::from_millis(600), "{took:?}");
+    let a_line = a.wait_line(&["endpoint=/echo", "status=client_closed"]);
+    assert!(closed.elapsed() < Duration::from_millis(2000), "{a_line}");
+}
+
+/// SIGHUP: B stays alive and says it got it.
+#[test]
+fn sighup_keeps_b_running() {
+    let b = b_alone();
+    let status = Command::new("kill")
+        .args(["-HUP", &b.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+
+    b.wait_line(&["event=sighup"]);
+    assert_eq!(get(&format!("{}/health", b.url)).status, 200);
+}
+
+/// A message that B's encoding makes too long for A's request line: B itself
+/// answers 414 naming the limit, and A is not blamed (the breaker stays closed).
+#[test]
+fn message_too_long_for_a_is_b_own_414() {
+    let _clock = crate::timing();
+    let a = start_a("");
+    let b = b_with("", &a.url, 1000, BREAKER);
+    // 2800 bytes to B; 8400 once B percent-encodes them, over A's 8 KiB line.
+    let url = format!("{}/call-echo?msg={}", b.url, "!".repeat(2800));
+
+    for _ in 0..5 {
+        let reply = get(&url);
+        assert_json_error(&reply, 414);
+        let error = reply.str("error");
+        assert!(
+            ["8192", "8 KiB", "8KiB"].iter().any(|l| error.contains(l)),
+            "the limit is not named: {error}"
+        );
+    }
+
+    let ok = get(&format!("{}/call-echo?msg=ok", b.url));
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
+
+/// More `x-fault-*` headers than A accepts once B adds its own: B answers 431.
+#[test]
+fn too_many_fault_headers_is_b_own_431() {
+    let _clock = crate::timing();
+    let a = start_a("");
+    let b = b_with("", &a.url, 1000, "");
+    let headers: String = (0..126)
+        .map(|i| format!("x-fault-foo-{i}: 1\r\n"))
+        .collect();
+    let request = format!("GET /call-echo?msg=x HTTP/1.1\r\nHost: b\r\n{headers}\r\n");
+
+    let mut conn = Conn::open(b.authority());
+    conn.write_raw(request.as_bytes());
+    let reply = conn.read_reply(Duration::from_secs(2)).unwrap();
+
+    assert_json_error(&reply, 431);
+}
+
+/// A caller's bad fault header (A answers 400 to B) is the caller's fault, not
+/// A's: five of them leave the breaker closed, and a normal call is 200.
+#[test]
+fn bad_fault_header_is_not_a_failure_of_a() {
+    let _clock = crate::timing();
+    let a = start_a("");
+    let b = b_with("", &a.url, 1000, BREAKER);
+    let url = format!("{}/call-echo?msg=x", b.url);
+
+    for _ in 0..5 {
+        let reply = get_with(&url, &[("x-fault-status", "abc")]);
+        assert!(reply.status >= 400, "{reply:?}");
+    }
+
+    let ok = get(&url);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
+
+/// `ab -n 2000 -c 20` through B, with and without keep-alive: no failed request.
+#[test]
+#[ignore = "needs ab (apache2-utils); .ci/run installs it and runs ignored tests"]
+fn ab_load_through_b_has_no_failures() {
+    let _clock = crate::exclusive();
+    let a = Launch::new(
+        testkit::binary("service-a"),
+        "[server]\nport = 0\n\n[fault]\n",
+    )
+    .discard_lines()
+    .start();
+    let b = Launch::new(env!("CARGO_BIN_EXE_service-b"), &b_config(&a.url, 2000))
+        .discard_lines()
+        .start();
+    let url = format!("{}/call-echo?msg=x", b.url);
+    for args in [
+        &["-n", "2000", "-c", "20"][..],
+        &["-k", "-n", "2000", "-c", "20"],
+    ] {
+        let out = Command::new("ab")
+            .arg("-q")
+            .args(args)
+            .arg(&url)
+            .output()
+            .unwrap_or_else(|e| panic!("`ab` (apache2-utils) is needed: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "ab {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let value = |key: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or_else(|| panic!("no {key:?} in {text}"))
+        };
+        assert_eq!(value("Complete requests:"), 2000, "{text}");
+        assert_eq!(value("Failed requests:"), 0, "{text}");
+        assert!(!text.contains("Non-2xx responses"), "{text}");
+        assert!(value("Total transferred:") > 0, "{text}");
+        assert!(value("HTML transferred:") > 0, "{text}");
+    }
+}

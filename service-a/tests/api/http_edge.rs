@@ -78,6 +78,13 @@ fn assert_refusal(a: &Proc, from: usize, reply: &Reply, status: u16) {
     let line = a.wait_line_after(from, &[&format!("status=error http_status={status}")]);
     assert!(field(&line, "error").is_some(), "{line}");
     assert_counted(&a.url, status);
+    // The /metrics request's own line proves every earlier line is written.
+    a.wait_line_after(from, &["endpoint=/metrics"]);
+    let logged = a.lines()[from..]
+        .iter()
+        .filter(|l| l.contains(&format!("http_status={status}")))
+        .count();
+    assert_eq!(logged, 1, "{:#?}", &a.lines()[from..]);
 }
 
 /// `/metrics` has an `http_requests_total` sample with `code="NNN"` and value >= 1.
@@ -605,8 +612,11 @@ fn sigterm_aborts_requests_past_the_grace() {
     std::thread::sleep(Duration::from_millis(200));
 
     a.terminate();
+    let signalled = Instant::now();
 
     assert_eq!(a.wait_exit().code(), Some(0));
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_millis(1300), "exit after {took:?}");
     let aborted = a.wait_line(&["status=aborted"]);
     let stopped = a.wait_line(&["event=stopped"]);
     let lines = a.lines();

@@ -81,6 +81,13 @@ fn assert_refusal(b: &Proc, from: usize, reply: &Reply, status: u16) {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .any(|v| v >= 1.0);
     assert!(counted, "no http_requests_total with {code} in:\n{text}");
+    // The /metrics request's own line proves every earlier line is written.
+    b.wait_line_after(from, &["endpoint=/metrics"]);
+    let logged = b.lines()[from..]
+        .iter()
+        .filter(|l| l.contains(&format!("http_status={status}")))
+        .count();
+    assert_eq!(logged, 1, "{:#?}", &b.lines()[from..]);
 }
 
 /// A request line past 8 KiB: 414, the refusal logged and counted, then a close.

@@ -109,14 +109,14 @@ fn assert_refused(a: &Proc, bytes: &[u8], status: u16, patience: Duration) -> Du
 }
 
 /// Writes `first`, then `chunk` again and again until `max_bytes`, a write error
-/// (the server closed) or `patience`; returns the bytes written and, if
-/// writing stopped on a close, when.
+/// (the server closed), `stop` or `patience`; returns the bytes written and,
+/// if writing stopped on a close, when.
 fn flood(
     stream: &mut TcpStream,
     first: &[u8],
     chunk: &[u8],
     max_bytes: usize,
-    patience: Duration,
+    (stop, patience): (&AtomicBool, Duration),
 ) -> (usize, Option<Instant>) {
     let deadline = Instant::now() + patience;
     stream
@@ -126,7 +126,7 @@ fn flood(
         return (0, is_close(&e).then(Instant::now));
     }
     let mut written = first.len();
-    while written < max_bytes && Instant::now() < deadline {
+    while written < max_bytes && Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
         match stream.write_all(chunk) {
             Ok(()) => written += chunk.len(),
             Err(e) if is_close(&e) => return (written, Some(Instant::now())),
@@ -167,7 +167,7 @@ fn endless_request_lines_do_not_grow_memory() {
                     b"GET /echo?msg=",
                     &chunk,
                     16 << 20,
-                    Duration::from_secs(5),
+                    (&AtomicBool::new(false), Duration::from_secs(5)),
                 );
                 let closing = conn.read_to_close(Duration::from_secs(2));
                 (written, closed.is_some(), closing)
@@ -455,34 +455,44 @@ fn clients_that_never_read_are_cut_off() {
         "m".repeat(1024)
     );
     let batch = request.repeat(64);
+    let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let flooding = std::thread::spawn(move || {
-        // At most 100 000 requests (~100 MiB) or 8 s: far more than socket buffers hold.
-        let written = flood(
-            greedy.stream(),
-            b"",
-            batch.as_bytes(),
-            100_000 * request.len(),
-            Duration::from_secs(8),
-        );
-        (written, greedy)
-    });
+    let flooding = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            // At most 100 000 requests (~100 MiB) or 8 s: far more than socket buffers hold.
+            let written = flood(
+                greedy.stream(),
+                b"",
+                batch.as_bytes(),
+                100_000 * request.len(),
+                (&stop, Duration::from_secs(8)),
+            );
+            (written, greedy)
+        })
+    };
 
     let mut fresh = Conn::open(a.authority());
     fresh.write_raw(b"GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     let reply = fresh.read_reply(Duration::from_secs(5));
     let took = started.elapsed();
-    let ((written, cut), _greedy) = flooding.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let ((written, cut), mut greedy) = flooding.join().unwrap();
 
     let reply = reply.unwrap_or_else(|e| panic!("new client not served: {e}"));
     assert_eq!(reply.status, 200);
-    assert!(took < Duration::from_secs(4), "{took:?}");
-    let cut = cut.unwrap_or_else(|| panic!("the flood ({written} bytes) was never cut off"));
-    let cut_after = cut - started;
     assert!(
-        cut_after >= Duration::from_millis(HEADER_TIMEOUT_MS - 50),
-        "cut after {cut_after:?} and {written} bytes: sooner than the header timeout"
+        (Duration::from_millis(HEADER_TIMEOUT_MS - 50)..Duration::from_secs(4)).contains(&took),
+        "new client served after {took:?}; the flood wrote {written} bytes"
     );
+    // Cut off: a write failed on the close, or reading shows it (after the answers A wrote).
+    if cut.is_none() {
+        let closing = greedy.read_to_close(Duration::from_secs(3));
+        assert!(
+            closing.closed,
+            "the flood ({written} bytes) was never cut off"
+        );
+    }
 }
 
 /// Requests pipelined in one write, and a chunked body whose end arrives in

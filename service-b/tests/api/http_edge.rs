@@ -269,11 +269,26 @@ fn message_too_long_for_a_is_b_own_414() {
         );
     }
 
+    let from = a.line_count();
     let ok = get(&format!("{}/call-echo?msg=ok", b.url));
     assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_a_not_asked(&a, from, 414);
 }
 
-/// More `x-fault-*` headers than A accepts once B adds its own: B answers 431.
+/// A's line for the request just made (after line `from`) proves A's earlier
+/// lines are written: none of them is a `status` refusal (B never passed it on).
+fn assert_a_not_asked(a: &Proc, from: usize, status: u16) {
+    a.wait_line_after(from, &["endpoint=/echo", "status=ok"]);
+    let lines = a.lines();
+    let refused = format!("http_status={status}");
+    assert!(
+        !lines.iter().any(|l| l.contains(&refused)),
+        "B passed it on to A: {lines:#?}"
+    );
+}
+
+/// More `x-fault-*` headers than A accepts once B adds its own: B answers 431
+/// itself, without passing the request on.
 #[test]
 fn too_many_fault_headers_is_b_own_431() {
     let _clock = crate::timing();
@@ -289,6 +304,9 @@ fn too_many_fault_headers_is_b_own_431() {
     let reply = conn.read_reply(Duration::from_secs(2)).unwrap();
 
     assert_json_error(&reply, 431);
+    let from = a.line_count();
+    assert_eq!(get(&format!("{}/call-echo?msg=ok", b.url)).status, 200);
+    assert_a_not_asked(&a, from, 431);
 }
 
 /// A caller's bad fault header (A answers 400 to B) is the caller's fault, not

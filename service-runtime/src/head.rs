@@ -159,7 +159,8 @@ pub fn parse(buf: &[u8]) -> Result<Option<Head>, Refusal> {
             .map_err(|r| r.on(target))?;
     }
     let framing = fields.framing(http10).map_err(|r| r.on(target))?;
-    let url = url(target, fields.host.as_deref(), http10).map_err(|r| r.on(target))?;
+    let url =
+        url(target, fields.host.as_deref(), fields.hosts, http10).map_err(|r| r.on(target))?;
 
     let mut request = Request::new(method, url);
     for field in req.headers.iter() {
@@ -290,8 +291,9 @@ impl Fields {
 
 /// The request's URL, from its target alone: origin-form (`/echo?msg=x`) with
 /// the validated Host, or absolute-form (`http://host/echo?msg=x`).
-fn url(target: &str, host: Option<&str>, http10: bool) -> Result<Url, Refusal> {
+fn url(target: &str, host: Option<&str>, hosts: usize, http10: bool) -> Result<Url, Refusal> {
     let host = match host {
+        Some(_) if hosts > 1 => return Err(Refusal::bad("more than one Host header")),
         Some(h) if valid_authority(h) => h,
         Some(h) => {
             return Err(Refusal::bad(format!(
@@ -446,6 +448,10 @@ mod tests {
             400
         );
         assert_eq!(refused("GET /health HTTP/1.1\r\nHost: u@x\r\n\r\n"), 400);
+        assert_eq!(
+            refused("GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            400
+        );
         for host in ["a", "127.0.0.1:8080", "[::1]:8081", "my-host.example", ""] {
             let head = format!("GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n");
             let parsed = parse(head.as_bytes()).unwrap().unwrap();

@@ -373,3 +373,50 @@ fn ab_load_through_b_has_no_failures() {
         assert!(value("HTML transferred:") > 0, "{text}");
     }
 }
+
+/// B short of file descriptors (`ulimit -n 64`, 150 calls at once while A is
+/// slow) blames itself: some calls answer 503 `b_overloaded` naming B, none
+/// `unreachable`, and B serves again once the load is gone.
+#[test]
+fn b_out_of_file_descriptors_blames_itself() {
+    let _clock = crate::exclusive();
+    let a = start_a("delay_ms = 300");
+    let b = Launch::new(env!("CARGO_BIN_EXE_service-b"), &b_config(&a.url, 5000))
+        .wrapped(&["sh", "-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
+        .start();
+    let url = format!("{}/call-echo?msg=fd", b.url);
+
+    let calls: Vec<_> = (0..150)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let authority = url["http://".len()..].split('/').next().unwrap().to_owned();
+                let target = &url["http://".len() + authority.len()..];
+                let head = format!("GET {target} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
+                testkit::http::raw(&authority, head.as_bytes())
+                    .ok()
+                    .filter(|bytes| !bytes.is_empty())
+                    .map(|bytes| parse(&bytes, Duration::ZERO))
+            })
+        })
+        .collect();
+    let answers: Vec<Reply> = calls
+        .into_iter()
+        .filter_map(|c| c.join().unwrap())
+        .collect();
+
+    let kinds: Vec<String> = answers
+        .iter()
+        .filter(|r| r.status != 200)
+        .map(|r| r.str("error"))
+        .collect();
+    assert!(!kinds.iter().any(|k| k == "unreachable"), "{kinds:?}");
+    let overloaded = answers
+        .iter()
+        .find(|r| r.status == 503 && r.json()["error"] == "b_overloaded")
+        .unwrap_or_else(|| panic!("no b_overloaded among {} answers: {kinds:?}", answers.len()));
+    let detail = overloaded.str("detail");
+    assert!(detail.contains("B itself is out of resources"), "{detail}");
+    b.wait_line(&["error=b_overloaded"]);
+    assert_eq!(get(&url).status, 200);
+}

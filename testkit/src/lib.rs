@@ -388,6 +388,26 @@ pub fn metric(text: &str, sample: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }
 
+impl Proc {
+    /// Waits until `/metrics` shows `sample` at `at_least` or more: for events
+    /// with no log line of their own, such as "A has started an injected
+    /// delay" (`faults_injected_total{fault="delay"}`). Polls every 5 ms.
+    pub fn wait_metric(&self, sample: &str, at_least: f64) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = http::get(&format!("{}/metrics", self.url)).body;
+            if metric(&text, sample) >= at_least {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{sample} stayed below {at_least}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
 /// Resident memory of process `pid` in KiB, from /proc (0 where there is none).
 pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -575,14 +575,17 @@ fn http_1_0_closes_unless_kept_alive() {
     }
 }
 
+/// Counted when A starts an injected delay: the event to wait for before
+/// acting on a request that is in its delay.
+const DELAY_STARTED: &str = "faults_injected_total{fault=\"delay\"}";
+
 /// Sends `request`, lets A start on it, closes, and returns when A logged
 /// `status=client_closed http_status=499`, and how long after the close.
 fn close_during_delay(a: &Proc, request: &[u8]) -> Duration {
     let from = a.line_count();
     let mut conn = Conn::open(a.authority());
     conn.write_raw(request);
-    // A has no event for "request read": give it a moment to reach the delay.
-    std::thread::sleep(Duration::from_millis(200));
+    a.wait_metric(DELAY_STARTED, 1.0);
     drop(conn);
     let closed = Instant::now();
     let line = a.wait_line_after(from, &["status=client_closed"]);
@@ -620,8 +623,7 @@ fn sigterm_aborts_requests_past_the_grace() {
     let mut a = a_with("shutdown_grace_ms = 300", "delay_ms = 10000");
     let mut conn = Conn::open(a.authority());
     conn.write_raw(b"GET /echo?msg=slow HTTP/1.1\r\nHost: a\r\n\r\n");
-    // A has no event for "request read": give it a moment to reach the delay.
-    std::thread::sleep(Duration::from_millis(200));
+    a.wait_metric(DELAY_STARTED, 1.0);
 
     a.terminate();
     let signalled = Instant::now();

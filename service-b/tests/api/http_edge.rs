@@ -220,8 +220,7 @@ fn client_gone_is_499_in_b_and_in_a() {
     let b = b_with("", &a.url, 5000, "");
     let mut conn = Conn::open(b.authority());
     conn.write_raw(b"GET /call-echo?msg=x HTTP/1.1\r\nHost: b\r\n\r\n");
-    // No event says "B's call reached A's delay": give it a moment.
-    std::thread::sleep(Duration::from_millis(300));
+    a.wait_metric("faults_injected_total{fault=\"delay\"}", 1.0);
 
     drop(conn);
     let closed = Instant::now();

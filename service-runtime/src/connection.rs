@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use async_h1::server::Encoder;
 use http_types::headers::CONNECTION;
 use http_types::{Method, Request, Response, StatusCode};
+use smol::channel::Receiver;
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use smol::{Async, Timer};
@@ -68,12 +69,10 @@ pub struct Context<H> {
 }
 
 /// Serves one connection until the client closes, breaks a rule, is too
-/// slow, or `stop` completes (between requests only).
-pub async fn serve<H, Fut>(
-    socket: Async<TcpStream>,
-    ctx: &Context<H>,
-    stop: impl Future<Output = ()>,
-) where
+/// slow, or `stop` is closed (between requests only: a request in flight is
+/// answered, with `Connection: close`).
+pub async fn serve<H, Fut>(socket: Async<TcpStream>, ctx: &Context<H>, stop: &Receiver<()>)
+where
     H: Fn(Request) -> Fut,
     Fut: Future<Output = Reply>,
 {
@@ -87,8 +86,11 @@ pub async fn serve<H, Fut>(
         end: 0,
         watchdog: Watchdog::new(ctx.timeout),
     };
-    let mut stop = std::pin::pin!(stop);
-    let mut stopping = false;
+    // One wait on `stop` for the whole connection: a fresh one per request
+    // would register a fresh listener each time.
+    let mut stopped = std::pin::pin!(async {
+        let _ = stop.recv().await;
+    });
     let mut answered = false;
 
     loop {
@@ -111,7 +113,7 @@ pub async fn serve<H, Fut>(
             // Between requests, a stop ends the connection; a keep-alive
             // client sends its next head only after our answer, so wait for
             // it rather than try a read that would fail.
-            let stop = idle.then_some(stop.as_mut());
+            let stop = idle.then_some(stopped.as_mut());
             match conn.read(stop, idle && answered).await {
                 Wait::Done(Ok(0) | Err(_)) | Wait::Stopped => return,
                 Wait::Done(Ok(n)) => conn.end += n,
@@ -166,9 +168,8 @@ pub async fn serve<H, Fut>(
         };
 
         // 4. The answer, then the next request unless either side closes.
-        stopping |= stop_requested(stop.as_mut());
         let close = !head.keep_alive
-            || stopping
+            || stop.is_closed()
             || res
                 .get()
                 .header(CONNECTION)
@@ -192,13 +193,6 @@ pub async fn serve<H, Fut>(
             Err(Cut::Closed) => return,
         }
     }
-}
-
-/// Whether `stop` has completed, without waiting for it.
-fn stop_requested(stop: Pin<&mut impl Future<Output = ()>>) -> bool {
-    let waker = std::task::Waker::noop();
-    stop.poll(&mut std::task::Context::from_waker(waker))
-        .is_ready()
 }
 
 /// The error for a client that let `what` stall past `timeout`.

@@ -181,10 +181,7 @@ where
                     let (ctx, stop, abort) = (ctx.clone(), stop_rx.clone(), abort_rx.clone());
                     let held = (permit, alive_tx.clone());
                     let conn = async move {
-                        let stopped = async {
-                            let _ = stop.recv().await;
-                        };
-                        connection::serve(socket, &ctx, stopped)
+                        connection::serve(socket, &ctx, &stop)
                             .or(async {
                                 let _ = abort.recv().await;
                             })

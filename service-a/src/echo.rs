@@ -13,12 +13,11 @@ use serde::Serialize;
 use service_runtime::exchange::Exchange;
 use service_runtime::http::{self, allow_get, json, query_param, ApiError, Reply};
 use service_runtime::metrics::{self, HttpMetrics, Registry};
+use service_runtime::wire::REQUEST_TIMEOUT_MS;
 use smol::Timer;
 
 use crate::fault::{Faults, Plan, StalledBody, HEADER_INJECTED};
 
-/// The header in which a caller says how long it will wait, in ms.
-pub const HEADER_BUDGET: &str = "x-request-timeout-ms";
 
 /// How long past a caller's budget A keeps an injected delay going before it
 /// gives up on the request. The margin lets the caller's own timer fire first,
@@ -175,7 +174,7 @@ async fn echo(app: &App, req: &Request) -> (Outcome, Option<Plan>) {
 /// The caller's budget from `x-request-timeout-ms`, if it sent a sensible one.
 fn caller_budget(req: &Request) -> Option<Duration> {
     let ms: u64 = req
-        .header(HEADER_BUDGET)?
+        .header(REQUEST_TIMEOUT_MS)?
         .last()
         .as_str()
         .trim()

@@ -28,14 +28,10 @@ pub const MAX_HEADER_DELAY_MS: u64 = 60_000;
 /// The longest delay the file may set (one hour): anything longer is a typo.
 const MAX_DELAY_MS: u64 = 3_600_000;
 
-/// Header: per-request delay in milliseconds (capped at [`MAX_HEADER_DELAY_MS`]).
-pub const HEADER_DELAY: &str = "x-fault-delay-ms";
-/// Header: per-request failure status, 400..=599.
-pub const HEADER_STATUS: &str = "x-fault-status";
-/// Header: `1` closes the connection without an answer.
-pub const HEADER_DROP: &str = "x-fault-drop";
-/// Response header naming the faults that touched an answer: `delay`, `fail` or both.
-pub const HEADER_INJECTED: &str = "x-fault-injected";
+pub use service_runtime::wire::{
+    FAULT_DELAY_MS as HEADER_DELAY, FAULT_DROP as HEADER_DROP, FAULT_INJECTED as HEADER_INJECTED,
+    FAULT_STATUS as HEADER_STATUS,
+};
 
 /// `[fault]` in config/service-a.toml: read at start and again on every save.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

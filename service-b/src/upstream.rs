@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use service_runtime::head::{MAX_HEADERS, MAX_HEAD_BYTES};
 use service_runtime::http::ApiError;
 use service_runtime::log::Line;
+use service_runtime::wire;
 use service_runtime::metrics::latency_histogram;
 use smol::future::FutureExt as _;
 use smol::Timer;
@@ -35,8 +36,6 @@ use crate::config::{BreakerSettings, UpstreamSettings};
 use crate::pool::{Failure, Pool};
 use crate::retry::Retry;
 
-/// Header carrying the caller's remaining budget in ms, so A can stop waiting.
-pub const HEADER_BUDGET: &str = "x-request-timeout-ms";
 
 /// Header fields B adds to each request to A besides forwarded ones (host,
 /// content-length, date, traceparent, x-request-timeout-ms, and a spare).
@@ -158,7 +157,7 @@ impl Forward {
     /// Copies the `x-fault-*` headers of B's incoming request.
     pub fn faults_of(req: &Request) -> Vec<(String, String)> {
         req.iter()
-            .filter(|(name, _)| name.as_str().starts_with("x-fault-"))
+            .filter(|(name, _)| name.as_str().starts_with(wire::FAULT_PREFIX))
             .map(|(name, values)| (name.as_str().to_owned(), values.last().as_str().to_owned()))
             .collect()
     }
@@ -418,9 +417,9 @@ impl Upstream {
         let call = async {
             // A request built from the parsed Url: `client.get(&str)` would parse it again.
             let mut req = surf::Request::new(Method::Get, url);
-            req.insert_header(HEADER_BUDGET, remaining.as_millis().to_string());
+            req.insert_header(wire::REQUEST_TIMEOUT_MS, remaining.as_millis().to_string());
             if let Some(tp) = &forward.traceparent {
-                req.insert_header(service_runtime::trace::TRACEPARENT, tp.as_str());
+                req.insert_header(wire::TRACEPARENT, tp.as_str());
             }
             for (name, value) in &forward.faults {
                 req.insert_header(name.as_str(), value.as_str());
@@ -435,7 +434,7 @@ impl Upstream {
                 .await
                 .map_err(|e| classify(&e, &self.authority))?;
             if !res.status().is_success() {
-                let injected = res.header("x-fault-injected").is_some();
+                let injected = res.header(wire::FAULT_INJECTED).is_some();
                 return Err(upstream_status(res.status(), injected, &body));
             }
             parse(&body)

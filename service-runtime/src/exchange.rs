@@ -17,6 +17,7 @@ use http_types::Request;
 use crate::log::Line;
 use crate::metrics::HttpMetrics;
 use crate::trace;
+use crate::wire::CLIENT_CLOSED;
 
 /// One request being served.
 #[derive(Debug)]
@@ -37,10 +38,6 @@ pub struct Exchange {
     started: Instant,
     finished: bool,
 }
-
-/// The status logged for a request that ended without an answer because
-/// its client left: nginx's 499.
-pub const CLIENT_CLOSED: u16 = 499;
 
 impl Exchange {
     /// Starts the clock and the span for `req`, to be counted in `metrics`.

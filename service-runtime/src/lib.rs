@@ -9,6 +9,7 @@
 //! - [`head`]: a request head parsed from bounded bytes, framing checked (RFC 9112).
 //! - [`body`]: a request body skipped byte-exact, so pipelined requests stay whole.
 //! - [`exchange`]: one request's trace, clock, log line and metrics.
+//! - [`wire`]: every header and status that crosses the wire between caller, B and A.
 //! - [`http`]: what a handler replies, JSON answers, the one error type, query decoding.
 //! - [`log`]: one logfmt (or JSON) line per event, never split by a client, never blocking.
 //! - [`metrics`]: `/metrics` in Prometheus text format; requests by endpoint and status.
@@ -34,3 +35,4 @@ pub mod server;
 pub mod service;
 pub mod signals;
 pub mod trace;
+pub mod wire;

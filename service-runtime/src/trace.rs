@@ -65,7 +65,7 @@ impl Reporter for LogReporter {
 }
 
 /// The header that carries trace context between services.
-pub const TRACEPARENT: &str = "traceparent";
+pub use crate::wire::TRACEPARENT;
 
 /// The caller's trace context, or a fresh one when it sent none (or a malformed one).
 pub fn incoming(req: &Request) -> SpanContext {

@@ -11,13 +11,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde::Serialize;
 use service_runtime::exchange::Exchange;
-use service_runtime::http::{self, allow_get, json, query_param, ApiError, Reply};
+use service_runtime::http::{self, json, query_param, route, ApiError, Reply, Routes};
 use service_runtime::metrics::{self, HttpMetrics, Registry};
 use service_runtime::wire::REQUEST_TIMEOUT_MS;
 use smol::Timer;
 
 use crate::fault::{Faults, Plan, StalledBody, HEADER_INJECTED};
-
 
 /// How long past a caller's budget A keeps an injected delay going before it
 /// gives up on the request. The margin lets the caller's own timer fire first,
@@ -89,20 +88,38 @@ impl From<ApiError> for Outcome {
     }
 }
 
+/// A's endpoints.
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    Index,
+    Health,
+    Echo,
+    Metrics,
+}
+
+/// Each path once: `GET /` lists them, and they name the endpoints in metrics.
+const ROUTES: Routes<Endpoint> = &[
+    ("/", Endpoint::Index),
+    ("/health", Endpoint::Health),
+    ("/echo", Endpoint::Echo),
+    ("/metrics", Endpoint::Metrics),
+];
+
 /// Answers one request and logs it; says what to do with the connection.
 pub async fn handle(app: Arc<App>, req: Request) -> Reply {
     let mut exchange = Exchange::begin("A", &req, &app.http);
-    let (endpoint, outcome, plan) = match (exchange.path(), allow_get(req.method())) {
-        ("/health" | "/echo" | "/metrics", Err(e)) => ("other", e.into(), None),
-        ("/health", Ok(())) => ("/health", http::health().into(), None),
-        ("/metrics", Ok(())) => ("/metrics", metrics::render(&app.registry).into(), None),
-        ("/echo", Ok(())) => {
-            let (outcome, plan) = echo(&app, &req).await;
-            ("/echo", outcome, plan)
+    let (outcome, plan) = match route(ROUTES, req.method(), exchange.path()) {
+        Err(e) => (e.into(), None),
+        Ok((name, endpoint)) => {
+            exchange.endpoint = name;
+            match endpoint {
+                Endpoint::Index => (http::index("A", ROUTES).into(), None),
+                Endpoint::Health => (http::health().into(), None),
+                Endpoint::Metrics => (metrics::render(&app.registry).into(), None),
+                Endpoint::Echo => echo(&app, &req).await,
+            }
         }
-        _ => ("other", ApiError::not_found().into(), None),
     };
-    exchange.endpoint = endpoint;
 
     let (status, http_status) = match &outcome {
         Outcome::Answered(res) | Outcome::Stalled(res) if res.status().is_success() => {

@@ -10,8 +10,42 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
+use serde::{Deserialize, Serialize};
+use service_runtime::config::Invalid;
 
-use crate::config::BreakerSettings;
+/// `[circuit_breaker]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSettings {
+    /// Off by default: every call goes to A.
+    pub enabled: bool,
+    /// Failed calls in a row that open the breaker.
+    pub failure_threshold: u32,
+    /// How long it stays open before one trial call.
+    pub open_ms: u64,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            failure_threshold: 5,
+            open_ms: 5000,
+        }
+    }
+}
+
+impl BreakerSettings {
+    /// Checks every `[circuit_breaker]` key.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        Invalid::check_range(
+            "circuit_breaker.failure_threshold",
+            self.failure_threshold,
+            1..=10_000,
+        )?;
+        Invalid::check_range("circuit_breaker.open_ms", self.open_ms, 1..=3_600_000)
+    }
+}
 
 /// Where the breaker stands; also the value of the `circuit_breaker_state` gauge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

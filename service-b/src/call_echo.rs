@@ -6,11 +6,12 @@ use std::sync::Arc;
 use http_types::{Request, Response, StatusCode};
 use serde::Serialize;
 use service_runtime::exchange::Exchange;
-use service_runtime::http::{self, allow_get, json, query_param, ApiError, Reply};
+use service_runtime::http::{self, json, query_param, route, Reply, Routes};
 use service_runtime::metrics::{self, HttpMetrics, Registry};
 
 use crate::config::Settings;
-use crate::upstream::{CallError, Forward, Upstream};
+use crate::kind::CallError;
+use crate::upstream::{Forward, Upstream};
 
 /// B's shared state.
 #[derive(Debug)]
@@ -68,27 +69,66 @@ struct Ready {
     error: Option<&'static str>,
 }
 
+/// B's endpoints.
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    Index,
+    Health,
+    Ready,
+    CallEcho,
+    Metrics,
+}
+
+/// Each path once: `GET /` lists them, and they name the endpoints in metrics.
+const ROUTES: Routes<Endpoint> = &[
+    ("/", Endpoint::Index),
+    ("/health", Endpoint::Health),
+    ("/ready", Endpoint::Ready),
+    ("/call-echo", Endpoint::CallEcho),
+    ("/metrics", Endpoint::Metrics),
+];
+
+/// What became of a request: B's answer and, for a call to A, how it went.
+struct Outcome {
+    res: Response,
+    /// What went wrong with A, for the log line.
+    failure: Option<CallError>,
+    /// Requests sent to A, for `/call-echo`.
+    attempts: Option<u32>,
+}
+
+impl From<Response> for Outcome {
+    fn from(res: Response) -> Self {
+        Self {
+            res,
+            failure: None,
+            attempts: None,
+        }
+    }
+}
+
 /// Answers one request and logs it. Every failure is an answer.
 pub async fn handle(app: Arc<App>, req: Request) -> Reply {
     let mut exchange = Exchange::begin("B", &req, &app.http);
-    let (endpoint, res, failure, attempts) = match (exchange.path(), allow_get(req.method())) {
-        ("/health" | "/ready" | "/call-echo" | "/metrics", Err(e)) => {
-            ("other", e.into_response(), None, None)
+    let outcome = match route(ROUTES, req.method(), exchange.path()) {
+        Err(e) => e.into_response().into(),
+        Ok((name, endpoint)) => {
+            exchange.endpoint = name;
+            match endpoint {
+                Endpoint::Index => http::index("B", ROUTES).into(),
+                Endpoint::Health => http::health().into(),
+                Endpoint::Metrics => metrics::render(&app.registry).into(),
+                Endpoint::Ready => ready(&app, &forward(&exchange, &req)).await,
+                Endpoint::CallEcho => call_echo(&app, &req, &forward(&exchange, &req)).await,
+            }
         }
-        ("/health", Ok(())) => ("/health", http::health(), None, None),
-        ("/metrics", Ok(())) => ("/metrics", metrics::render(&app.registry), None, None),
-        ("/ready", Ok(())) => {
-            let (res, failure) = ready(&app, &forward(&exchange, &req)).await;
-            ("/ready", res, failure, None)
-        }
-        ("/call-echo", Ok(())) => {
-            let (res, failure, attempts) = call_echo(&app, &req, &forward(&exchange, &req)).await;
-            ("/call-echo", res, failure, attempts)
-        }
-        _ => ("other", ApiError::not_found().into_response(), None, None),
     };
-    exchange.endpoint = endpoint;
 
+    let Outcome {
+        res,
+        failure,
+        attempts,
+    } = outcome;
     let ok = res.status().is_success();
     // The contract logs a failed call with its KIND's status (504 for a timeout).
     let http_status = failure
@@ -117,52 +157,45 @@ fn forward(exchange: &Exchange, req: &Request) -> Forward {
 }
 
 /// `/call-echo?msg=X`: A's echo of X, or 503 saying precisely what went wrong.
-async fn call_echo(
-    app: &App,
-    req: &Request,
-    forward: &Forward,
-) -> (Response, Option<CallError>, Option<u32>) {
+async fn call_echo(app: &App, req: &Request, forward: &Forward) -> Outcome {
     let msg = match query_param(req.url().query(), "msg") {
         Ok(msg) => msg.unwrap_or_default(),
-        Err(e) => return (e.into_response(), None, None),
+        Err(e) => return e.into_response().into(),
     };
     let url = match app.upstream.echo_url(&msg, forward) {
         Ok(url) => url,
-        Err(e) => return (e.into_response(), None, None),
+        Err(e) => return e.into_response().into(),
     };
-    match app.upstream.echo(url, forward).await {
-        Ok((echo, attempts)) => (
-            json(
-                StatusCode::Ok,
-                &Echoed {
-                    service_a: EchoOfA { echo: &echo },
-                    service_b: "ok",
-                },
-            ),
-            None,
-            Some(attempts),
+    let call = app.upstream.echo(url, forward).await;
+    let res = match &call.result {
+        Ok(echo) => json(
+            StatusCode::Ok,
+            &Echoed {
+                service_a: EchoOfA { echo },
+                service_b: "ok",
+            },
         ),
-        Err(e) => {
-            let body = Unavailable {
+        Err(e) => json(
+            StatusCode::ServiceUnavailable,
+            &Unavailable {
                 service_b: "ok",
                 service_a: "unavailable",
                 error: e.kind.as_str(),
                 http_status: e.http_status,
                 detail: &e.detail,
-                attempts: e.attempts,
-            };
-            let attempts = Some(e.attempts);
-            (
-                json(StatusCode::ServiceUnavailable, &body),
-                Some(e),
-                attempts,
-            )
-        }
+                attempts: call.attempts,
+            },
+        ),
+    };
+    Outcome {
+        res,
+        failure: call.result.err(),
+        attempts: Some(call.attempts),
     }
 }
 
 /// `/ready`: 200 when A's `/health` answers in time, else 503 with the KIND.
-async fn ready(app: &App, forward: &Forward) -> (Response, Option<CallError>) {
+async fn ready(app: &App, forward: &Forward) -> Outcome {
     match app.upstream.health(forward).await {
         Ok(()) => {
             let body = Ready {
@@ -170,7 +203,7 @@ async fn ready(app: &App, forward: &Forward) -> (Response, Option<CallError>) {
                 service_a: "ok",
                 error: None,
             };
-            (json(StatusCode::Ok, &body), None)
+            json(StatusCode::Ok, &body).into()
         }
         Err(e) => {
             let body = Ready {
@@ -178,7 +211,11 @@ async fn ready(app: &App, forward: &Forward) -> (Response, Option<CallError>) {
                 service_a: "unavailable",
                 error: Some(e.kind.as_str()),
             };
-            (json(StatusCode::ServiceUnavailable, &body), Some(e))
+            Outcome {
+                res: json(StatusCode::ServiceUnavailable, &body),
+                failure: Some(e),
+                attempts: None,
+            }
         }
     }
 }

@@ -1,12 +1,14 @@
-//! Service B's settings: `[server]`, `[upstream]` (how B calls A) and `[circuit_breaker]`.
+//! Service B's settings, composed: `[server]`, `[log]` and `[trace]` from the
+//! runtime, `[upstream]` from `upstream.rs`, `[circuit_breaker]` from
+//! `breaker.rs`. Each section is defined and checked beside its owner.
 
 use serde::{Deserialize, Serialize};
 use service_runtime::config::{Invalid, ServerSettings};
 use service_runtime::log::LogSettings;
 use service_runtime::trace::TraceSettings;
-use url::Url;
 
-use crate::upstream::ErrorKind;
+use crate::breaker::BreakerSettings;
+use crate::upstream::UpstreamSettings;
 
 /// Everything in config/service-b.toml.
 ///
@@ -26,113 +28,15 @@ pub struct Settings {
     pub circuit_breaker: BreakerSettings,
 }
 
-/// `[upstream]`: A's address, the deadline of each call, and retries.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamSettings {
-    /// A's base URL, `http://host:port`. An IP, not `localhost`: no name lookup per call.
-    pub url: String,
-    /// The whole call's budget: connect, head and body, retries included.
-    pub timeout_ms: u64,
-    /// Calls to A after the first, for failures listed in `retry_on`.
-    pub retries: u32,
-    /// Which KINDs are retried; `timeout` never is.
-    pub retry_on: Vec<ErrorKind>,
-    /// Backoff before retry n is random in 0..=min(backoff_max_ms, backoff_base_ms * 2^(n-1)).
-    pub backoff_base_ms: u64,
-    /// The cap of one backoff.
-    pub backoff_max_ms: u64,
-    /// Idle keep-alive connections to A kept for reuse.
-    pub max_idle_connections: u32,
-}
-
-/// `[circuit_breaker]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BreakerSettings {
-    /// Off by default: every call goes to A.
-    pub enabled: bool,
-    /// Failed calls in a row that open the breaker.
-    pub failure_threshold: u32,
-    /// How long it stays open before one trial call.
-    pub open_ms: u64,
-}
-
 impl Default for Settings {
     fn default() -> Self {
         Self {
             server: ServerSettings::on_port(8081),
             log: LogSettings::default(),
             trace: TraceSettings::default(),
-            upstream: UpstreamSettings {
-                url: "http://127.0.0.1:8080".to_owned(),
-                timeout_ms: 1000,
-                retries: 0,
-                retry_on: vec![ErrorKind::ConnectionRefused, ErrorKind::ConnectionReset],
-                backoff_base_ms: 25,
-                backoff_max_ms: 250,
-                max_idle_connections: 128,
-            },
-            circuit_breaker: BreakerSettings {
-                enabled: false,
-                failure_threshold: 5,
-                open_ms: 5000,
-            },
+            upstream: UpstreamSettings::default(),
+            circuit_breaker: BreakerSettings::default(),
         }
-    }
-}
-
-impl UpstreamSettings {
-    /// The URL, checked: `http`, with a host and nothing after the path.
-    pub fn base_url(&self) -> Result<Url, Invalid> {
-        let invalid = || Invalid {
-            key: "upstream.url",
-            value: format!("{:?}", self.url),
-            expected: "an http:// URL with a host, e.g. \"http://127.0.0.1:8080\"".to_owned(),
-        };
-        let url = Url::parse(&self.url).map_err(|_| invalid())?;
-        let plain = url.scheme() == "http"
-            && url.host_str().is_some()
-            && url.query().is_none()
-            && url.fragment().is_none()
-            && url.username().is_empty();
-        if plain {
-            Ok(url)
-        } else {
-            Err(invalid())
-        }
-    }
-
-    fn validate(&self) -> Result<(), Invalid> {
-        self.base_url()?;
-        Invalid::check_range("upstream.timeout_ms", self.timeout_ms, 1..=600_000)?;
-        Invalid::check_range("upstream.retries", self.retries, 0..=10)?;
-        if self.retry_on.contains(&ErrorKind::Timeout)
-            || self.retry_on.contains(&ErrorKind::CircuitOpen)
-        {
-            return Err(Invalid {
-                key: "upstream.retry_on",
-                value: format!(
-                    "{:?}",
-                    self.retry_on.iter().map(|k| k.as_str()).collect::<Vec<_>>()
-                ),
-                expected: "kinds among connection_refused, connection_reset, upstream_status, \
-                           bad_response, unreachable (a timeout has spent the budget; \
-                           circuit_open never called A)"
-                    .to_owned(),
-            });
-        }
-        Invalid::check_range("upstream.backoff_base_ms", self.backoff_base_ms, 1..=60_000)?;
-        Invalid::check_range(
-            "upstream.backoff_max_ms",
-            self.backoff_max_ms,
-            self.backoff_base_ms..=60_000,
-        )?;
-        Invalid::check_range(
-            "upstream.max_idle_connections",
-            self.max_idle_connections,
-            0..=65_536,
-        )
     }
 }
 
@@ -140,13 +44,7 @@ impl service_runtime::config::Settings for Settings {
     fn validate(&self) -> Result<(), Invalid> {
         self.server.validate()?;
         self.upstream.validate()?;
-        let cb = &self.circuit_breaker;
-        Invalid::check_range(
-            "circuit_breaker.failure_threshold",
-            cb.failure_threshold,
-            1..=10_000,
-        )?;
-        Invalid::check_range("circuit_breaker.open_ms", cb.open_ms, 1..=3_600_000)
+        self.circuit_breaker.validate()
     }
 
     fn server(&self) -> &ServerSettings {
@@ -165,6 +63,7 @@ impl service_runtime::config::Settings for Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kind::ErrorKind;
     use service_runtime::config::Settings as _;
 
     fn with_url(url: &str) -> Settings {

@@ -3,11 +3,13 @@
 //! # Layout
 //!
 //! - `call_echo`: the endpoints and their log lines.
-//! - `upstream`: the client, the timeout, and the error classification (the KINDs).
+//! - `upstream`: the client, the deadline, the retries; `[upstream]`.
+//! - `classify`: what went wrong, as a KIND: socket facts and A's answers in.
+//! - `kind`: the KINDs themselves (the vocabulary every other module uses).
 //! - `retry`: which failures are retried, the backoff, the retry budget.
-//! - `breaker`: the circuit breaker.
+//! - `breaker`: the circuit breaker; `[circuit_breaker]`.
 //! - `pool`: keep-alive connections to A that never hand one call another's answer.
-//! - `config`: the settings and their limits.
+//! - `config`: the settings file, composed of the sections above.
 
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms)]
@@ -16,7 +18,9 @@
 
 mod breaker;
 mod call_echo;
+mod classify;
 mod config;
+mod kind;
 mod pool;
 mod retry;
 mod upstream;
@@ -45,8 +49,7 @@ fn main() {
     let app = Arc::new(app);
     let metrics = app.http.clone();
     let on_hangup = || {
-        Line::new("B")
-            .str("event", "sighup")
+        Line::event("sighup")
             .str(
                 "detail",
                 "B reads its config only at start; restart B to apply changes",

@@ -1,6 +1,6 @@
 //! B's keep-alive connections to A: surf's backend, built on `async_h1::connect`.
 //!
-//! surf's own h1 pool was unsafe here (STACK-NOTES.md): a call abandoned at its
+//! surf's own h1 pool was unsafe here: a call abandoned at its
 //! deadline put its connection back with the late answer unread, and the next
 //! call read that answer as its own. This pool keeps three rules instead:
 //!
@@ -11,7 +11,9 @@
 //!    it (A restarted, or its idle timeout passed) or it holds stray bytes, it is
 //!    discarded and the next one (or a fresh one) is used.
 //! 3. Failures are reported as facts ([`Failure`]): could not connect, closed
-//!    early, or not HTTP. `upstream.rs` turns those into the contract's KINDs.
+//!    early, or not HTTP. `classify.rs` turns those into the contract's KINDs.
+//!    They travel inside surf's error type, because surf's backend trait
+//!    (`HttpClient::send`) can return no other; `classify.rs` downcasts them.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -27,32 +29,11 @@ use prometheus_client::metrics::counter::Counter;
 use smol::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use smol::Async;
 
+use crate::classify::{closed_early, Failure};
+
 /// The largest answer body B reads from A. A's echo of the longest URI it
 /// accepts is far smaller; anything bigger is not the answer B expects.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
-
-/// A fact about a failed exchange with A, for `upstream.rs` to classify.
-#[derive(Debug)]
-pub enum Failure {
-    /// No connection could be opened (refused, no route, name not found).
-    Connect(io::Error),
-    /// The connection ended before a complete answer: EOF or reset.
-    Closed(String),
-    /// What came back was not a valid HTTP answer.
-    Malformed(String),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Connect(e) => write!(f, "cannot connect: {e}"),
-            Failure::Closed(why) => write!(f, "closed before a complete answer: {why}"),
-            Failure::Malformed(why) => write!(f, "not a valid HTTP answer: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for Failure {}
 
 /// A pool of keep-alive connections to one upstream (A), used as surf's backend.
 #[derive(Debug)]
@@ -206,11 +187,7 @@ async fn exchange(conn: Conn, req: Request) -> Result<(Response, bool), Failure>
 /// reset means A closed early; anything else means the bytes were not HTTP.
 fn describe(e: http_types::Error, eof: &AtomicBool) -> Failure {
     if let Some(io) = e.downcast_ref::<io::Error>() {
-        use io::ErrorKind::*;
-        if matches!(
-            io.kind(),
-            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
-        ) {
+        if closed_early(io.kind()) {
             return Failure::Closed(io.to_string());
         }
     }

@@ -15,8 +15,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::UpstreamSettings;
-use crate::upstream::{CallError, ErrorKind};
+use crate::kind::{CallError, ErrorKind};
 
 /// Share of recent calls that may be retries.
 pub const BUDGET_RATIO: f64 = 0.2;
@@ -36,13 +35,14 @@ pub struct Retry {
 }
 
 impl Retry {
-    /// From `[upstream]`.
-    pub fn new(settings: &UpstreamSettings) -> Self {
+    /// At most `retries` retries of the kinds in `retry_on`, with backoff
+    /// from `base` doubling up to `max` (from `[upstream]`).
+    pub fn new(retries: u32, retry_on: Vec<ErrorKind>, base: Duration, max: Duration) -> Self {
         Self {
-            retries: settings.retries,
-            retry_on: settings.retry_on.clone(),
-            base: Duration::from_millis(settings.backoff_base_ms),
-            max: Duration::from_millis(settings.backoff_max_ms),
+            retries,
+            retry_on,
+            base,
+            max,
             budget: Budget::default(),
         }
     }
@@ -153,13 +153,15 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
 
     fn retry(retries: u32) -> Retry {
-        let mut s = Settings::default().upstream;
-        s.retries = retries;
-        s.retry_on.push(ErrorKind::UpstreamStatus);
-        Retry::new(&s)
+        let kinds = vec![ErrorKind::ConnectionRefused, ErrorKind::UpstreamStatus];
+        Retry::new(
+            retries,
+            kinds,
+            Duration::from_millis(25),
+            Duration::from_millis(250),
+        )
     }
 
     fn err(kind: ErrorKind, http_status: u16) -> CallError {

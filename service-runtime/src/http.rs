@@ -114,12 +114,36 @@ pub fn health() -> Response {
     json(StatusCode::Ok, &Health { status: "ok" })
 }
 
-/// Checks that a request to a known path uses GET or HEAD.
-pub fn allow_get(method: Method) -> Result<(), ApiError> {
+/// A service's endpoints: each path once, with the endpoint that answers it.
+/// The path is also the endpoint's name in metrics.
+pub type Routes<E> = &'static [(&'static str, E)];
+
+/// The endpoint for a GET or HEAD of `path`; a 404 for a path no endpoint
+/// serves, a 405 (with `Allow`) for another method on a known path.
+pub fn route<E: Copy>(
+    routes: Routes<E>,
+    method: Method,
+    path: &str,
+) -> Result<(&'static str, E), ApiError> {
+    let &(name, endpoint) = routes
+        .iter()
+        .find(|(p, _)| *p == path)
+        .ok_or_else(ApiError::not_found)?;
     match method {
-        Method::Get | Method::Head => Ok(()),
+        Method::Get | Method::Head => Ok((name, endpoint)),
         other => Err(ApiError::method_not_allowed(other)),
     }
+}
+
+/// `GET /`: `{"service":"A","endpoints":["/","/health",...]}`.
+pub fn index<E>(service: &str, routes: Routes<E>) -> Response {
+    #[derive(Serialize)]
+    struct Index<'a> {
+        service: &'a str,
+        endpoints: Vec<&'a str>,
+    }
+    let endpoints = routes.iter().map(|(path, _)| *path).collect();
+    json(StatusCode::Ok, &Index { service, endpoints })
 }
 
 /// The first value of `name` in a form-encoded query (`+` is a space, `%XX` a byte),

@@ -149,6 +149,11 @@ impl Line {
         Self::in_format(FORMAT.get().copied().unwrap_or_default(), service)
     }
 
+    /// Starts a line of this service's (as [`init`] named it) with `event=NAME`.
+    pub fn event(name: &str) -> Self {
+        Self::new(SERVICE.get().copied().unwrap_or("-")).str("event", name)
+    }
+
     fn in_format(format: Format, service: &str) -> Self {
         let ts = humantime::format_rfc3339_millis(SystemTime::now());
         let mut text = String::with_capacity(256);

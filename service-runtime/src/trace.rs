@@ -74,11 +74,6 @@ pub fn incoming(req: &Request) -> SpanContext {
         .unwrap_or_else(SpanContext::random)
 }
 
-/// The root span of one request, continuing the caller's trace.
-pub fn request_span(name: &'static str, parent: SpanContext) -> Span {
-    Span::root(name, parent)
-}
-
 /// The `traceparent` to send downstream for work done inside `span`.
 pub fn outgoing(span: &Span, trace: SpanContext) -> String {
     SpanContext::from_span(span)
@@ -119,7 +114,7 @@ mod tests {
     #[test]
     fn outgoing_keeps_the_trace_id() {
         let ctx = SpanContext::random();
-        let span = request_span("test", ctx);
+        let span = Span::root("test", ctx);
         let header = outgoing(&span, ctx);
         let back = SpanContext::decode_w3c_traceparent(&header).unwrap();
         assert_eq!(back.trace_id, ctx.trace_id);

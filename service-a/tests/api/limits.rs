@@ -41,17 +41,6 @@ fn slow_header_senders_are_cut_off() {
     assert_eq!(get(&format!("{}/health", a.url)).status, 200);
 }
 
-/// An idle keep-alive connection is closed after header_timeout_ms too.
-#[test]
-fn idle_keep_alive_is_closed() {
-    let a = a_with("header_timeout_ms = 200");
-    let mut conn = Conn::open(a.authority());
-    assert_eq!(conn.get("/health").status, 200);
-    let stream = TcpStream::connect(a.authority()).unwrap();
-    let took = closed_after(stream);
-    assert!(took < Duration::from_secs(2), "{took:?}");
-}
-
 /// Past max_connections, new connections wait; they are served once one closes.
 #[test]
 fn extra_connections_wait_their_turn() {

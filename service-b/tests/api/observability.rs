@@ -125,7 +125,6 @@ fn spans_to_the_log() {
         ),
     )
     .start();
-    let _ = start_a;
     assert_eq!(get(&format!("{}/call-echo?msg=s", b.url)).status, 200);
     let b_span = b.wait_line(&["event=span", "name=B"]);
     let a_span = a.wait_line(&["event=span", "name=A"]);

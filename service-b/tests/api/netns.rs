@@ -2,9 +2,12 @@
 //! own behind a veth pair, then its link cut (a black hole: packets vanish, no
 //! reset, no refusal) or its address made unreachable.
 //!
-//! Needs root and iproute2 (`.ci/run` installs it); where a namespace cannot be
-//! created the tests say why and pass without running. The addresses are the
-//! test's own hosts, inside namespaces it creates and deletes.
+//! They need root and iproute2, so they are `#[ignore]`d for the README's test
+//! command; `.ci/run` installs iproute2 and runs them as root, where a setup
+//! that fails fails the test. The latency test also needs the kernel's
+//! `sch_netem`, and `.ci/run` runs it only where a netem qdisc can be made
+//! (saying so where it cannot). The addresses are the test's own hosts,
+//! inside namespaces it creates and deletes.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -30,9 +33,9 @@ fn ip(args: &[&str]) -> bool {
 }
 
 impl Net {
-    /// A fresh namespace with A's side at 10.201.N.2 and ours at 10.201.N.1,
-    /// or `None` (with the reason printed) where namespaces are not available.
-    fn create() -> Option<Self> {
+    /// A fresh namespace with A's side at 10.201.N.2 and ours at 10.201.N.1;
+    /// panics, saying what is missing, where it cannot be made.
+    fn create() -> Self {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let n = (std::process::id() + SEQ.fetch_add(1, Ordering::Relaxed) * 7) % 250 + 1;
         let net = Self {
@@ -40,10 +43,10 @@ impl Net {
             host_if: format!("vlab{n}h"),
             a_ip: format!("10.201.{n}.2"),
         };
-        if !ip(&["netns", "add", &net.ns]) {
-            eprintln!("skipped: cannot create a network namespace (needs root and iproute2)");
-            return None;
-        }
+        assert!(
+            ip(&["netns", "add", &net.ns]),
+            "cannot create a network namespace: needs root and iproute2"
+        );
         let peer = format!("vlab{n}a");
         let host_ip = format!("10.201.{n}.1/30");
         let a_cidr = format!("{}/30", net.a_ip);
@@ -62,11 +65,8 @@ impl Net {
             && ip(&["-n", &net.ns, "addr", "add", &a_cidr, "dev", &peer])
             && ip(&["-n", &net.ns, "link", "set", &peer, "up"])
             && ip(&["-n", &net.ns, "link", "set", "lo", "up"]);
-        if !ok {
-            eprintln!("skipped: cannot set up a veth pair into {}", net.ns);
-            return None;
-        }
-        Some(net)
+        assert!(ok, "cannot set up a veth pair into {}", net.ns);
+        net
     }
 
     /// A inside the namespace, on a free port of its address.
@@ -85,9 +85,9 @@ impl Net {
         assert!(ip(&["-n", &self.ns, "link", "set", &peer, "down"]));
     }
 
-    /// Delays every packet A sends by `ms` with `tc netem`; false (with the
-    /// reason printed) where the kernel has no netem.
-    fn add_latency(&self, ms: u32) -> bool {
+    /// Delays every packet A sends by `ms` with `tc netem`; panics where the
+    /// kernel has no netem.
+    fn add_latency(&self, ms: u32) {
         let peer = format!("{}a", self.host_if.trim_end_matches('h'));
         let delay = format!("{ms}ms");
         let added = Command::new("tc")
@@ -96,12 +96,10 @@ impl Net {
             ])
             .output()
             .is_ok_and(|o| o.status.success());
-        if !added {
-            eprintln!(
-                "skipped: `tc qdisc ... netem` failed (no tc, or no sch_netem in this kernel)"
-            );
-        }
-        added
+        assert!(
+            added,
+            "`tc qdisc ... netem` failed: no tc, or no sch_netem in this kernel"
+        );
     }
 
     /// Marks A's address unreachable in our routing table: connecting fails at
@@ -123,9 +121,10 @@ impl Drop for Net {
 /// A black-holed A is a `timeout` on time: not a hang, not `connection_refused`,
 /// both on a pooled connection and on a new one (whose SYN goes unanswered).
 #[test]
+#[ignore = "needs root and iproute2; .ci/run runs it"]
 fn black_holed_a_is_a_timeout() {
     let _clock = crate::timing();
-    let Some(net) = Net::create() else { return };
+    let net = Net::create();
     let a = net.start_a();
     let b = start_b(&a.url, 300);
     assert_eq!(get(&format!("{}/call-echo?msg=up", b.url)).status, 200);
@@ -142,9 +141,10 @@ fn black_holed_a_is_a_timeout() {
 
 /// No route to A is `unreachable`, answered at once.
 #[test]
+#[ignore = "needs root and iproute2; .ci/run runs it"]
 fn no_route_is_unreachable() {
     let _clock = crate::timing();
-    let Some(net) = Net::create() else { return };
+    let net = Net::create();
     let a = net.start_a();
     let b = start_b(&a.url, 1000);
     net.remove_route();
@@ -163,13 +163,12 @@ fn no_route_is_unreachable() {
 /// A's packets in turn (SYN-ACK, then the answer), so with a 300 ms budget B
 /// times out on time, and with 1000 ms it succeeds.
 #[test]
+#[ignore = "needs root, iproute2 and sch_netem; .ci/run runs it where the kernel has netem"]
 fn network_latency_meets_the_deadline() {
     let _clock = crate::timing();
-    let Some(net) = Net::create() else { return };
+    let net = Net::create();
     let a = net.start_a();
-    if !net.add_latency(200) {
-        return;
-    }
+    net.add_latency(200);
     let tight = start_b(&a.url, 300);
     let reply = get(&format!("{}/call-echo?msg=slow", tight.url));
     assert_eq!(reply.json()["error"], "timeout", "{}", reply.body);

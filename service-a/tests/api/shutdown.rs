@@ -1,10 +1,11 @@
 //! SIGTERM: stop accepting, finish what is in flight, exit 0.
 
-use std::time::Duration;
-
 use testkit::http::get;
 
 use crate::start_a;
+
+/// Counted when A starts an injected delay: the request is then in flight.
+const DELAY_STARTED: &str = "faults_injected_total{fault=\"delay\"}";
 
 /// A request in flight when SIGTERM arrives still gets its answer; then exit 0.
 #[test]
@@ -12,8 +13,8 @@ fn sigterm_lets_requests_finish() {
     let mut a = start_a("delay_ms = 500");
     let url = format!("{}/echo?msg=inflight", a.url);
     let in_flight = std::thread::spawn(move || get(&url));
-    // The request is in flight once A has read it: wait for the connection to be accepted.
-    std::thread::sleep(Duration::from_millis(100));
+    // In flight: A has read it and started its delay.
+    a.wait_metric(DELAY_STARTED, 1.0);
 
     a.terminate();
     let reply = in_flight.join().unwrap();
@@ -36,7 +37,7 @@ fn grace_bounds_the_wait() {
     .start();
     let url = format!("{}/echo?msg=slow", a.url);
     std::thread::spawn(move || get(&url));
-    std::thread::sleep(Duration::from_millis(100));
+    a.wait_metric(DELAY_STARTED, 1.0);
     a.terminate();
     assert_eq!(a.wait_exit().code(), Some(0));
     a.wait_line(&["event=stopped", "drained=false"]);

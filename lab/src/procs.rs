@@ -40,11 +40,6 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/debug"))
 }
 
-/// The path of a service binary next to this launcher.
-pub fn binary(name: &str) -> PathBuf {
-    target_dir().join(name)
-}
-
 /// Starts `binary` with `args` and `env`; each line it prints goes to `lines`
 /// as `(prefix, line)`.
 pub fn spawn(
@@ -54,7 +49,8 @@ pub fn spawn(
     env: &[(&str, String)],
     lines: Sender<(&'static str, String)>,
 ) -> anyhow::Result<Child> {
-    let mut cmd = Command::new(self::binary(binary));
+    let path = testkit::binary(binary);
+    let mut cmd = Command::new(&path);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -64,7 +60,7 @@ pub fn spawn(
     }
     let mut child = cmd
         .spawn()
-        .with_context(|| format!("starting {}", self::binary(binary).display()))?;
+        .with_context(|| format!("starting {}", path.display()))?;
     if let Some(out) = child.stdout.take() {
         forward(prefix, out, lines.clone());
     }

@@ -82,8 +82,8 @@ fn queue() -> &'static SyncSender<Message> {
 }
 
 /// How long the writer lets lines gather after the first one: under load it
-/// then wakes ~200 times a second, not once per request (a wake-up per line
-/// cost A a third of its throughput on one core).
+/// then wakes at most 200 times a second, never once per request (a thread
+/// wake-up per line costs more than serving the request it logs).
 const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The writer thread: everything waiting, in one write; then the dropped count.

@@ -63,8 +63,9 @@ const REACTOR_EVERY: Duration = Duration::from_micros(40);
 /// reactor untouched for milliseconds; async-io's helper thread, which naps
 /// 50 µs and then takes the reactor if nobody polled it meanwhile, takes it and
 /// keeps it, and every socket event becomes two context switches (helper, then
-/// executor). Measured on one core with A beside it: B at 1.4 context switches
-/// and ~100 µs of CPU per call that way, 0.4 and ~45 µs this way.
+/// executor). Invariant kept here: the reactor is polled at least every
+/// [`REACTOR_EVERY`] of task work, so the helper thread never takes it over
+/// (docs/performance.md has the measurements behind this).
 ///
 /// `main` runs as a task of a local executor, so it is polled only when woken:
 /// polled inline it would be polled after every batch, and the accept loop in

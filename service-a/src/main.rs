@@ -42,7 +42,7 @@ fn main() {
             source.clone(),
             app.clone(),
             loaded.settings.clone(),
-            loaded.raw.clone(),
+            loaded.snapshot.as_ref().map(|s| s.bytes.clone()),
             hangups,
         ))
         .detach();

@@ -39,10 +39,11 @@ fn main() {
     let (hangup, hangups) = smol::channel::unbounded();
     EXECUTOR
         .spawn(reload::watch(
+            SERVICE.name,
             source.clone(),
             app.clone(),
             loaded.settings.clone(),
-            loaded.snapshot.as_ref().map(|s| s.bytes.clone()),
+            loaded.snapshot.clone(),
             hangups,
         ))
         .detach();

@@ -39,10 +39,11 @@ fn main() {
     let (hangup, hangups) = smol::channel::unbounded();
     EXECUTOR
         .spawn(reload::watch(
+            SERVICE.name,
             source.clone(),
             app.clone(),
             loaded.settings.clone(),
-            loaded.raw.clone(),
+            loaded.snapshot.clone(),
             hangups,
         ))
         .detach();

@@ -8,10 +8,11 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use figment::providers::{Env, Format, Serialized, Toml};
-use figment::{Figment, Source};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -95,9 +96,45 @@ pub struct Loaded<T> {
     pub settings: T,
     /// False when the default file was missing and built-in defaults were used.
     pub file_found: bool,
-    /// The file's bytes, read just before parsing: a watcher compares against
-    /// them, so an edit made right after start is not missed.
-    pub raw: Option<Vec<u8>>,
+    /// The file as read for these settings: a watcher compares against it, so
+    /// an edit made right after start is not missed.
+    pub snapshot: Option<Snapshot>,
+}
+
+/// One read of the config file: its bytes, and what says which save they came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The file's whole content.
+    pub bytes: Vec<u8>,
+    /// Its modification time and identity when it was read.
+    pub stamp: Stamp,
+}
+
+/// What changes when a file is saved, even with the same bytes: its
+/// modification time, or which file the path leads to (a rename over it, or a
+/// swapped symlink as Kubernetes does for a ConfigMap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Last modification; `None` where the platform does not say.
+    pub modified: Option<SystemTime>,
+    /// Device and inode of the file read (0, 0 off Unix).
+    pub file: (u64, u64),
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        let file = {
+            use std::os::unix::fs::MetadataExt as _;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let file = (0, 0);
+        Self {
+            modified: meta.modified().ok(),
+            file,
+        }
+    }
 }
 
 /// A config the service will not run with; its `Display` is the whole message.
@@ -114,27 +151,63 @@ impl std::error::Error for ConfigError {}
 
 impl ConfigSource {
     /// Loads defaults, then the file, then env; rejects unknown keys and bad values.
+    ///
+    /// The file is read once ([`read`](Self::read)) and exactly those bytes
+    /// are parsed ([`parse`](Self::parse)), as a live reload does.
     pub fn load<T: Settings>(&self) -> Result<Loaded<T>, ConfigError> {
-        let raw = match std::fs::read(&self.path) {
-            Ok(bytes) => Some(bytes),
+        let snapshot = match self.read() {
+            Ok(snapshot) => Some(snapshot),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.explicit => None,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ConfigError(format!(
-                    "{}: no such file (given with --config)",
-                    self.path.display()
-                )))
-            }
-            Err(e) => {
-                return Err(ConfigError(format!(
-                    "{}: cannot read: {e}",
-                    self.path.display()
-                )))
-            }
+            Err(e) => return Err(self.unreadable(&e)),
         };
-        let file_found = raw.is_some();
+        let settings = self.parse(snapshot.as_ref().map(|s| s.bytes.as_slice()))?;
+        Ok(Loaded {
+            settings,
+            file_found: snapshot.is_some(),
+            snapshot,
+        })
+    }
+
+    /// Opens the path afresh (following symlinks as they are now) and reads
+    /// the file once, with its stamp taken from the same open file.
+    pub fn read(&self) -> std::io::Result<Snapshot> {
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(&self.path)?;
+        let stamp = Stamp::of(&file.metadata()?);
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(Snapshot { bytes, stamp })
+    }
+
+    /// Why the file could not be read, naming it: `PATH: no such file (given
+    /// with --config)` or `PATH: cannot read: REASON`.
+    pub fn unreadable(&self, e: &std::io::Error) -> ConfigError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            ConfigError(format!(
+                "{}: no such file (given with --config)",
+                self.path.display()
+            ))
+        } else {
+            ConfigError(format!("{}: cannot read: {e}", self.path.display()))
+        }
+    }
+
+    /// Settings from defaults, then `file` (the bytes of [`path`](Self::path);
+    /// `None` when it is missing), then env. Errors name the file or env
+    /// variable, the key and what is allowed, as at start-up.
+    pub fn parse<T: Settings>(&self, file: Option<&[u8]>) -> Result<T, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(T::default()));
-        if file_found {
-            figment = figment.merge(Toml::file_exact(&self.path));
+        if let Some(bytes) = file {
+            let text = std::str::from_utf8(bytes).map_err(|e| {
+                ConfigError(format!(
+                    "{}: not UTF-8 text ({e}); TOML files are UTF-8",
+                    self.path.display()
+                ))
+            })?;
+            figment = figment.merge(FileText {
+                path: &self.path,
+                text,
+            });
         }
         let figment = figment.merge(Env::prefixed(self.env_prefix).split("__"));
         let settings: T = figment.extract().map_err(|e| self.describe(e))?;
@@ -145,11 +218,7 @@ impl ConfigSource {
                 .unwrap_or_else(|| "built-in default".to_owned());
             ConfigError(format!("{origin}: {bad}"))
         })?;
-        Ok(Loaded {
-            settings,
-            file_found,
-            raw,
-        })
+        Ok(settings)
     }
 
     /// How the start line names the config: the path, or that defaults are in use.
@@ -197,6 +266,23 @@ impl ConfigSource {
             })
             .collect();
         ConfigError(lines.join("\n"))
+    }
+}
+
+/// TOML already read from `path`: parsed from the bytes given, while errors
+/// name the file, just as figment's `Toml::file_exact` would.
+struct FileText<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Provider for FileText<'_> {
+    fn metadata(&self) -> Metadata {
+        Metadata::from("TOML file", self.path)
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Toml::string(self.text).data()
     }
 }
 
@@ -411,6 +497,58 @@ mod tests {
             let err = source("demo.toml", true).load::<Demo>().unwrap_err();
             assert!(err.0.contains("demo.toml"), "{err}");
             assert!(err.0.contains("line 1"), "{err}");
+            Ok(())
+        });
+    }
+
+    /// `parse` reads only the bytes given, not the file, and its errors still
+    /// name the file and the key.
+    #[test]
+    fn parse_uses_the_bytes_given() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("demo.toml", "[server]\nport = 9000\n")?;
+            let src = source("demo.toml", true);
+            let demo: Demo = src.parse(Some(b"[server]\nport = 9001\n")).unwrap();
+            assert_eq!(demo.server.port, 9001);
+            let err = src
+                .parse::<Demo>(Some(b"[server]\nport = 65536\n"))
+                .unwrap_err();
+            assert_eq!(err.0, "demo.toml: server.port = 65536, expected 0..=65535");
+            let err = src
+                .parse::<Demo>(Some(b"[server]\nprot = 1\n"))
+                .unwrap_err();
+            assert!(
+                err.0.starts_with("demo.toml: server.prot: unknown field"),
+                "{err}"
+            );
+            let err = src.parse::<Demo>(Some(b"[server\n")).unwrap_err();
+            assert!(err.0.starts_with("demo.toml: "), "{err}");
+            assert!(err.0.contains("line 1"), "{err}");
+            let err = src.parse::<Demo>(Some(b"\xff")).unwrap_err();
+            assert!(err.0.starts_with("demo.toml: not UTF-8"), "{err}");
+            assert_eq!(src.parse::<Demo>(None).unwrap().server.port, 8080);
+            Ok(())
+        });
+    }
+
+    /// A save with the same bytes still changes the stamp; `load` keeps the snapshot it parsed.
+    #[test]
+    fn same_bytes_saved_again_have_a_new_stamp() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("demo.toml", "[server]\nport = 9000\n")?;
+            let src = source("demo.toml", true);
+            let loaded: Loaded<Demo> = src.load().unwrap();
+            let first = loaded.snapshot.expect("file was read");
+            assert_eq!(first.bytes, b"[server]\nport = 9000\n");
+            let file = std::fs::File::options()
+                .write(true)
+                .open("demo.toml")
+                .unwrap();
+            let later = first.stamp.modified.unwrap() + Duration::from_secs(1);
+            file.set_modified(later).unwrap();
+            let again = src.read().unwrap();
+            assert_eq!(again.bytes, first.bytes);
+            assert_ne!(again.stamp, first.stamp);
             Ok(())
         });
     }

@@ -105,6 +105,7 @@ pub struct Launch {
     env: Vec<(String, String)>,
     dir: Option<Arc<tempfile::TempDir>>,
     keep_lines: bool,
+    config_file: Option<PathBuf>,
 }
 
 impl Launch {
@@ -117,7 +118,16 @@ impl Launch {
             env: Vec::new(),
             dir: None,
             keep_lines: true,
+            config_file: None,
         }
+    }
+
+    /// Passes `--config path` as it is (the `config` given to [`Launch::new`]
+    /// is then not written): for layouts a test builds itself, such as the
+    /// symlinks of a Kubernetes ConfigMap. [`Proc::config`] is then `path`.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_file = Some(path.into());
+        self
     }
 
     /// Reads but no longer keeps log lines after the start line: for load
@@ -153,8 +163,14 @@ impl Launch {
         let dir = self
             .dir
             .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
-        let config = dir.path().join("service.toml");
-        std::fs::write(&config, &self.config).expect("write config");
+        let config = match self.config_file {
+            Some(path) => path,
+            None => {
+                let config = dir.path().join("service.toml");
+                std::fs::write(&config, &self.config).expect("write config");
+                config
+            }
+        };
         let mut cmd = match self.wrapper.split_first() {
             Some((first, rest)) => {
                 let mut cmd = Command::new(first);

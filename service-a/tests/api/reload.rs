@@ -1,10 +1,13 @@
 //! Editing A's config while it runs: faults follow within a second; bad edits don't stick.
 
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use testkit::http::get;
+use testkit::http::{get, Conn};
 
-use crate::{a_config, start_a};
+use crate::{a_config, launch, start_a};
 
 /// Turning a fault on, then off again, by saving the file.
 #[test]
@@ -67,4 +70,132 @@ fn server_change_needs_restart() {
     let line = a.wait_line(&["event=config_restart_needed"]);
     assert!(line.contains("restart"), "{line}");
     assert_eq!(get(&format!("{}/health", a.url)).status, 200);
+}
+
+/// A Kubernetes ConfigMap update is followed: the kubelet swaps the `..data`
+/// symlink to a new directory, and the file's mtime may not change
+/// (kubernetes#24215); A sees the new content within a second.
+#[test]
+fn configmap_symlink_swap_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let old = at("..2026_01_01_v1");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::write(old.join("config.toml"), a_config("")).unwrap();
+    std::os::unix::fs::symlink("..2026_01_01_v1", at("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/config.toml", at("config.toml")).unwrap();
+    let a = launch("").config_file(at("config.toml")).start();
+    assert_eq!(get(&format!("{}/echo?msg=k", a.url)).status, 200);
+
+    // What the kubelet does: write the new version into a new directory,
+    // point a temporary symlink at it and rename that over `..data`.
+    let new = at("..2026_01_01_v2");
+    std::fs::create_dir(&new).unwrap();
+    std::fs::write(new.join("config.toml"), a_config("fail = true")).unwrap();
+    let old_mtime = std::fs::metadata(old.join("config.toml"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    set_mtime(&new.join("config.toml"), old_mtime);
+    std::os::unix::fs::symlink("..2026_01_01_v2", at("..data_tmp")).unwrap();
+    let swapped = Instant::now();
+    std::fs::rename(at("..data_tmp"), at("..data")).unwrap();
+    std::fs::remove_dir_all(&old).unwrap();
+
+    a.wait_line(&["event=config_reloaded", "fail=true"]);
+    assert!(
+        swapped.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        swapped.elapsed()
+    );
+    assert_eq!(get(&format!("{}/echo?msg=k", a.url)).status, 500);
+}
+
+fn set_mtime(path: &Path, to: std::time::SystemTime) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(to).unwrap();
+}
+
+/// Saves that truncate the file and write it in pieces, hundreds of times
+/// while requests keep coming: once `fail = true` is in force no answer is
+/// ever a 200, because no truncated or half-written file is applied.
+#[test]
+fn non_atomic_rewrites_never_apply_a_partial_file() {
+    const REWRITES: usize = 600;
+    const MAX_REQUESTS: usize = 20_000;
+    let a = start_a("");
+    let full = a_config("fail = true");
+    // The empty file and the first piece alone are both valid configs without
+    // a fault: were either applied, A would answer 200.
+    let (head, tail) = full.split_at(full.find("[fault]").unwrap());
+    a.write_config(&full);
+    a.wait_line(&["event=config_reloaded", "fail=true"]);
+    let from = a.line_count();
+
+    let storming = AtomicBool::new(true);
+    let statuses = std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..REWRITES {
+                // Like `>` in a shell: truncate, then write.
+                let mut file = std::fs::File::create(&a.config).unwrap();
+                file.write_all(head.as_bytes()).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+                file.write_all(tail.as_bytes()).unwrap();
+                drop(file);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            storming.store(false, Ordering::Relaxed);
+        });
+        let mut conn = Conn::open(a.authority());
+        let mut statuses = Vec::new();
+        while storming.load(Ordering::Relaxed) && statuses.len() < MAX_REQUESTS {
+            statuses.push(conn.get("/echo?msg=storm").status);
+        }
+        statuses
+    });
+
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    assert_eq!(ok, 0, "{ok} of {} answers were 200", statuses.len());
+    assert!(statuses.len() >= 100, "only {} requests", statuses.len());
+    // Once the storm is over the file settles, and is applied as it is.
+    a.wait_line_after(from, &["event=config_reloaded", "fail=true"]);
+    let lines = a.lines();
+    let wrong = lines
+        .iter()
+        .filter(|l| l.contains("event=config_reloaded") && l.contains("fail=false"))
+        .collect::<Vec<_>>();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert_eq!(get(&format!("{}/echo?msg=x", a.url)).status, 500);
+}
+
+/// Saving the same bytes again is a save: A reloads, which restarts
+/// `fail_first` and the seeded sequence of faults, as the README promises.
+#[test]
+fn same_bytes_saved_again_restart_the_sequence() {
+    let fault = "fail_first = 1";
+    let a = start_a(fault);
+    let echo = || get(&format!("{}/echo?msg=s", a.url)).status;
+    assert_eq!([echo(), echo()], [500, 200]);
+
+    let from = a.line_count();
+    let saved = Instant::now();
+    a.write_config(&a_config(fault));
+    a.wait_line_after(from, &["event=config_reloaded", "fail_first=1"]);
+    assert!(
+        saved.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        saved.elapsed()
+    );
+    assert_eq!([echo(), echo()], [500, 200]);
+
+    let seeded = a_config("fail = true\nprobability = 0.5\nseed = 7");
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let from = a.line_count();
+        a.write_config(&seeded);
+        a.wait_line_after(from, &["event=config_reloaded", "seed=7"]);
+        runs.push((0..16).map(|_| echo()).collect::<Vec<_>>());
+    }
+    assert!(runs[0].contains(&200) && runs[0].contains(&500), "{runs:?}");
+    assert_eq!(runs[0], runs[1]);
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http_types::{Body, Request, Response, StatusCode};
+use http_types::headers::CONNECTION;
+use http_types::{Body, Method, Request, Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -13,10 +14,11 @@ use serde::Serialize;
 use service_runtime::exchange::Exchange;
 use service_runtime::http::{self, json, query_param, route, ApiError, Reply, Routes};
 use service_runtime::metrics::{self, HttpMetrics, Registry};
-use service_runtime::wire::REQUEST_TIMEOUT_MS;
+use service_runtime::wire::{FAULT_INJECTED, REQUEST_TIMEOUT_MS};
 use smol::Timer;
 
-use crate::fault::{Faults, Plan, StalledBody, HEADER_INJECTED};
+use crate::fault::{Broken, Faults, Plan};
+use crate::slow_body::SlowBody;
 
 /// How long past a caller's budget A keeps an injected delay going before it
 /// gives up on the request. The margin lets the caller's own timer fire first,
@@ -47,7 +49,7 @@ impl App {
         let injected = Family::<FaultLabel, Counter>::default();
         registry.register(
             "faults_injected",
-            "Faults injected into /echo requests, by kind (delay, fail, drop, body_delay, abandoned)",
+            "Faults injected into /echo requests, by name (as in x-fault-injected and the log's fault=), and abandoned delays",
             injected.clone(),
         );
         Self {
@@ -59,19 +61,32 @@ impl App {
     }
 
     fn count_faults(&self, plan: &Plan) {
-        for fault in plan.kinds() {
-            self.injected.get_or_create(&FaultLabel { fault }).inc();
+        for fault in plan.names() {
+            self.count(fault);
         }
+    }
+
+    fn count(&self, fault: &'static str) {
+        self.injected.get_or_create(&FaultLabel { fault }).inc();
     }
 }
 
 /// What became of a request.
 enum Outcome {
     Answered(Box<Response>),
-    /// Answered, the body stalled: the head goes out at once.
-    Stalled(Box<Response>),
-    /// The `drop` fault: the connection is closed without an answer.
+    /// Answered, the body slow (stalled or trickled): the head goes out at once.
+    Slow(Box<Response>),
+    /// Bytes no encoder would write, then a close: garbage, a body cut
+    /// short, a status http-types has no name for. With what to log.
+    Raw {
+        bytes: Vec<u8>,
+        status: &'static str,
+        http_status: u16,
+    },
+    /// The `drop` fault: closed without an answer (FIN).
     Dropped,
+    /// The `reset` fault: reset without an answer (RST).
+    Reset,
     /// The caller's budget ran out during an injected delay: A stopped waiting.
     Abandoned,
 }
@@ -122,22 +137,30 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
     };
 
     let (status, http_status) = match &outcome {
-        Outcome::Answered(res) | Outcome::Stalled(res) if res.status().is_success() => {
+        Outcome::Answered(res) | Outcome::Slow(res) if res.status().is_success() => {
             ("ok", u16::from(res.status()))
         }
-        Outcome::Answered(res) | Outcome::Stalled(res) => ("error", u16::from(res.status())),
+        Outcome::Answered(res) | Outcome::Slow(res) => ("error", u16::from(res.status())),
+        Outcome::Raw {
+            status,
+            http_status,
+            ..
+        } => (*status, *http_status),
         Outcome::Dropped => ("dropped", 0),
+        Outcome::Reset => ("reset", 0),
         Outcome::Abandoned => ("abandoned", 0),
     };
-    let fault = plan.as_ref().and_then(Plan::log_label);
+    let fault = plan.as_ref().and_then(Plan::label);
     exchange.finish(status, http_status, |line| {
         line.opt_str("fault", fault.as_deref())
     });
 
     match outcome {
         Outcome::Answered(res) => Reply::Send(*res),
-        Outcome::Stalled(res) => Reply::Stream(*res),
+        Outcome::Slow(res) => Reply::Stream(*res),
+        Outcome::Raw { bytes, .. } => Reply::Raw(bytes),
         Outcome::Dropped | Outcome::Abandoned => Reply::Close,
+        Outcome::Reset => Reply::Reset,
     }
 }
 
@@ -157,9 +180,7 @@ async fn echo(app: &App, req: &Request) -> (Outcome, Option<Plan>) {
         match caller_budget(req) {
             Some(budget) if plan.delay > budget + ABANDON_MARGIN => {
                 Timer::after(budget + ABANDON_MARGIN).await;
-                app.injected
-                    .get_or_create(&FaultLabel { fault: "abandoned" })
-                    .inc();
+                app.count("abandoned");
                 return (Outcome::Abandoned, Some(plan));
             }
             _ => {
@@ -167,25 +188,91 @@ async fn echo(app: &App, req: &Request) -> (Outcome, Option<Plan>) {
             }
         }
     }
-    if plan.drop {
-        return (Outcome::Dropped, Some(plan));
-    }
-    let mut res = match plan.fail {
-        Some(status) => injected_failure(status),
-        None => json(StatusCode::Ok, &Echo { echo: &msg }),
+    let outcome = match plan.broken {
+        Broken::Drop => Outcome::Dropped,
+        Broken::Reset => Outcome::Reset,
+        Broken::Garbage => Outcome::Raw {
+            bytes: garbage(plan.garbage_seed),
+            status: "garbage",
+            http_status: 0,
+        },
+        _ => answer(&plan, &msg, req.method()).await,
     };
-    if let Some(injected) = plan.injected() {
-        res.insert_header(HEADER_INJECTED, injected);
+    (outcome, Some(plan))
+}
+
+/// The answer a plan that answers at all gives: the echo or a failure,
+/// marked, then cut short, slowed, or sent as is.
+async fn answer(plan: &Plan, msg: &str, method: Method) -> Outcome {
+    let mut res = match plan.fail {
+        Some(code) => injected_failure(code, plan.retry_after),
+        None if plan.broken == Broken::BadBody => bad_body(),
+        None => json(StatusCode::Ok, &Echo { echo: msg }),
+    };
+    if let Some(label) = plan.label() {
+        res.insert_header(FAULT_INJECTED, label);
     }
-    if plan.body_delay.is_zero() {
-        return (res.into(), Some(plan));
+    let http_status = plan.fail.unwrap_or(200);
+    let nameless = StatusCode::try_from(http_status).is_err();
+    if plan.broken == Broken::Truncate || nameless {
+        res.insert_header(CONNECTION, "close");
+        let Ok(mut bytes) = http::encode(res, method).await else {
+            return Outcome::Dropped;
+        };
+        if nameless {
+            // http-types has no variant for this code: the answer was encoded
+            // as a 500; its status line is rewritten with the code asked for.
+            let line_end = bytes.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+            let line = format!("HTTP/1.1 {http_status} Unassigned");
+            bytes.splice(..line_end, line.into_bytes());
+        }
+        if plan.broken == Broken::Truncate {
+            let head = bytes
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(0, |i| i + 4);
+            bytes.truncate(head + (bytes.len() - head) / 2);
+        }
+        let status = if plan.broken == Broken::Truncate {
+            "truncated"
+        } else {
+            "error"
+        };
+        return Outcome::Raw {
+            bytes,
+            status,
+            http_status,
+        };
     }
-    let bytes = res.take_body();
-    let len = bytes.len();
-    let bytes = bytes.into_bytes().await.unwrap_or_default();
-    let stalled = StalledBody::new(bytes, plan.body_delay);
-    res.set_body(Body::from_reader(smol::io::BufReader::new(stalled), len));
-    (Outcome::Stalled(Box::new(res)), Some(plan))
+    if plan.body_delay.is_zero() && plan.bytes_per_s == 0 {
+        return res.into();
+    }
+    let body = res.take_body();
+    let len = body.len();
+    let bytes = body.into_bytes().await.unwrap_or_default();
+    let slow = SlowBody::new(bytes, plan.body_delay, plan.bytes_per_s);
+    res.set_body(Body::from_reader(smol::io::BufReader::new(slow), len));
+    Outcome::Slow(Box::new(res))
+}
+
+/// Bytes that are not HTTP: a line no HTTP parser accepts, then seeded
+/// random printable bytes, ending as a head would, so a client sees a
+/// complete head it cannot parse (`bad_response`), not a short read.
+fn garbage(seed: u64) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut bytes = b"NOT-HTTP ".to_vec();
+    bytes.extend((0..64).map(|_| rng.u8(b'!'..=b'~')));
+    bytes.extend_from_slice(b"\r\n\r\n");
+    bytes
+}
+
+/// A 200 whose body is not `{"echo": string}`: what a misrouted request
+/// or a confused proxy answers.
+fn bad_body() -> Response {
+    let mut res = Response::new(StatusCode::Ok);
+    res.set_body("<html><body>this is not the echo you are looking for</body></html>");
+    res.set_content_type(http_types::mime::HTML);
+    res
 }
 
 /// The caller's budget from `x-request-timeout-ms`, if it sent a sensible one.
@@ -205,20 +292,27 @@ struct Echo<'a> {
     echo: &'a str,
 }
 
-/// `{"error":"injected failure","status":N}` with status N.
-fn injected_failure(status: StatusCode) -> Response {
+/// `{"error":"injected failure","status":N}` with status N, and
+/// `Retry-After` when asked. A code http-types has no name for is built as
+/// a 500 here and renamed on the wire (see [`answer`]).
+fn injected_failure(code: u16, retry_after: Option<u64>) -> Response {
     #[derive(Serialize)]
     struct Failure {
         error: &'static str,
         status: u16,
     }
-    json(
+    let status = StatusCode::try_from(code).unwrap_or(StatusCode::InternalServerError);
+    let mut res = json(
         status,
         &Failure {
             error: "injected failure",
-            status: status.into(),
+            status: code,
         },
-    )
+    );
+    if let Some(seconds) = retry_after {
+        res.insert_header("retry-after", seconds.to_string());
+    }
+    res
 }
 
 #[cfg(test)]
@@ -238,8 +332,72 @@ mod tests {
     async fn answer(a: &Arc<App>, req: Request) -> Response {
         match handle(a.clone(), req).await {
             Reply::Send(res) | Reply::Stream(res) => res,
-            Reply::Close => panic!("closed without an answer"),
+            other => panic!("no answer: {other:?}"),
         }
+    }
+
+    /// The raw bytes a handler sends; panics on any other reply.
+    async fn raw(a: &Arc<App>, req: Request) -> Vec<u8> {
+        match handle(a.clone(), req).await {
+            Reply::Raw(bytes) => bytes,
+            other => panic!("not raw: {other:?}"),
+        }
+    }
+
+    /// Garbage is not HTTP; a truncated answer announces more than it sends;
+    /// a status http-types has no name for still goes out as asked.
+    #[test]
+    fn broken_answers() {
+        smol::block_on(async {
+            let garbage = raw(
+                &app(FaultSettings {
+                    garbage: true,
+                    ..FaultSettings::default()
+                }),
+                get("/echo"),
+            )
+            .await;
+            assert!(garbage.starts_with(b"NOT-HTTP ") && garbage.ends_with(b"\r\n\r\n"));
+
+            let cut = raw(
+                &app(FaultSettings {
+                    truncate: true,
+                    ..FaultSettings::default()
+                }),
+                get("/echo?msg=hello"),
+            )
+            .await;
+            let text = String::from_utf8_lossy(&cut);
+            assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+            assert!(text.contains("content-length: 16\r\n"), "{text}");
+            assert!(text.ends_with("\r\n\r\n{\"echo\":"), "{text}");
+
+            let odd = raw(
+                &app(FaultSettings {
+                    fail: true,
+                    fail_status: 599,
+                    ..FaultSettings::default()
+                }),
+                get("/echo"),
+            )
+            .await;
+            let text = String::from_utf8_lossy(&odd);
+            assert!(text.starts_with("HTTP/1.1 599 Unassigned\r\n"), "{text}");
+            assert!(
+                text.ends_with(r#"{"error":"injected failure","status":599}"#),
+                "{text}"
+            );
+
+            let reset = handle(
+                app(FaultSettings {
+                    reset: true,
+                    ..FaultSettings::default()
+                }),
+                get("/echo"),
+            )
+            .await;
+            assert!(matches!(reset, Reply::Reset));
+        });
     }
 
     fn get(url: &str) -> Request {
@@ -288,7 +446,7 @@ mod tests {
             });
             let mut res = answer(&a, get("/echo?msg=x")).await;
             assert_eq!(res.status(), StatusCode::ServiceUnavailable);
-            assert_eq!(res[HEADER_INJECTED].as_str(), "fail");
+            assert_eq!(res[FAULT_INJECTED].as_str(), "fail");
             assert_eq!(
                 body(&mut res).await,
                 r#"{"error":"injected failure","status":503}"#

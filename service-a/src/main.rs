@@ -4,6 +4,7 @@
 //!
 //! - `echo`: the endpoints and their log lines.
 //! - `fault`: every injected fault, decided per request.
+//! - `slow_body`: answer bodies that stall or trickle.
 //! - `reload`: applies edits of the config file while A runs.
 //! - `config`: the settings and their limits.
 
@@ -16,6 +17,7 @@ mod config;
 mod echo;
 mod fault;
 mod reload;
+mod slow_body;
 
 use std::sync::Arc;
 

@@ -14,17 +14,50 @@ use crate::kind::{CallError, ErrorKind};
 pub enum Failure {
     /// No connection could be opened (refused, no route, out of descriptors).
     Connect(io::Error),
-    /// The connection ended before a complete answer: EOF or reset.
-    Closed(String),
+    /// The connection ended before a complete answer.
+    Closed(Closed),
     /// What came back was not a valid HTTP answer.
     Malformed(String),
+}
+
+/// How a connection ended before a complete answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// A closed it cleanly (FIN): end of stream.
+    Fin,
+    /// A reset it (RST): "connection reset by peer".
+    Reset,
+    /// A closed it after part of a body whose length it had announced.
+    ShortBody {
+        /// Body bytes received.
+        got: usize,
+        /// The `Content-Length` A announced.
+        announced: usize,
+    },
+}
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Closed::Fin => write!(f, "A closed the connection (FIN) before a complete answer"),
+            Closed::Reset => write!(
+                f,
+                "A reset the connection (RST, reset by peer) before a complete answer"
+            ),
+            Closed::ShortBody { got, announced } => write!(
+                f,
+                "A closed the connection after {got} of the {announced} body bytes it announced \
+                 (Content-Length): the body was short"
+            ),
+        }
+    }
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Connect(e) => write!(f, "cannot connect: {e}"),
-            Failure::Closed(why) => write!(f, "closed before a complete answer: {why}"),
+            Failure::Closed(how) => how.fmt(f),
             Failure::Malformed(why) => write!(f, "not a valid HTTP answer: {why}"),
         }
     }
@@ -32,13 +65,14 @@ impl std::fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-/// The io errors that mean the peer closed or reset the connection.
-pub fn closed_early(kind: io::ErrorKind) -> bool {
+/// How the peer ended the connection, if this io error means it did.
+pub fn closed_early(kind: io::ErrorKind) -> Option<Closed> {
     use io::ErrorKind::*;
-    matches!(
-        kind,
-        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
-    )
+    match kind {
+        ConnectionReset | ConnectionAborted => Some(Closed::Reset),
+        BrokenPipe | UnexpectedEof => Some(Closed::Fin),
+        _ => None,
+    }
 }
 
 /// B's own limits, not A's fault: out of file descriptors (per process or
@@ -72,10 +106,7 @@ pub fn failure(failure: &Failure, authority: &str) -> CallError {
             ErrorKind::Unreachable,
             format!("cannot reach {authority}: {e}"),
         ),
-        Failure::Closed(why) => CallError::new(
-            ErrorKind::ConnectionReset,
-            format!("A closed the connection before a complete answer ({why})"),
-        ),
+        Failure::Closed(how) => CallError::new(ErrorKind::ConnectionReset, how.to_string()),
         Failure::Malformed(_) => CallError::new(ErrorKind::BadResponse, failure.to_string()),
     }
 }
@@ -92,7 +123,7 @@ pub fn surf_error(err: &surf::Error, authority: &str) -> CallError {
         if let Some(io) = e.downcast_ref::<io::Error>() {
             let kind = match io.kind() {
                 io::ErrorKind::ConnectionRefused => ErrorKind::ConnectionRefused,
-                kind if closed_early(kind) => ErrorKind::ConnectionReset,
+                kind if closed_early(kind).is_some() => ErrorKind::ConnectionReset,
                 io::ErrorKind::TimedOut => ErrorKind::Timeout,
                 _ => ErrorKind::Unreachable,
             };
@@ -187,9 +218,29 @@ mod tests {
             e.detail
         );
 
-        let closed = Failure::Closed("eof".into());
+        let closed = Failure::Closed(Closed::Fin);
         let e = failure(&closed, "x");
         assert_eq!((e.kind, e.http_status), (ErrorKind::ConnectionReset, 502));
+        assert!(
+            e.detail.contains("closed the connection (FIN)"),
+            "{}",
+            e.detail
+        );
+        let reset = failure(&Failure::Closed(Closed::Reset), "x");
+        assert!(reset.detail.contains("reset by peer"), "{}", reset.detail);
+        let short = failure(
+            &Failure::Closed(Closed::ShortBody {
+                got: 8,
+                announced: 16,
+            }),
+            "x",
+        );
+        assert_eq!(short.kind, ErrorKind::ConnectionReset);
+        assert!(
+            short.detail.contains("8 of the 16 body bytes"),
+            "{}",
+            short.detail
+        );
 
         let garbage = Failure::Malformed("Unsupported HTTP version".into());
         let e = failure(&garbage, "x");

@@ -29,7 +29,7 @@ use prometheus_client::metrics::counter::Counter;
 use smol::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use smol::Async;
 
-use crate::classify::{closed_early, Failure};
+use crate::classify::{closed_early, Closed, Failure};
 
 /// The largest answer body B reads from A. A's echo of the longest URI it
 /// accepts is far smaller; anything bigger is not the answer B expects.
@@ -164,20 +164,34 @@ async fn exchange(conn: Conn, req: Request) -> Result<(Response, bool), Failure>
         .is_some_and(|v| v.as_str().eq_ignore_ascii_case("close"));
 
     let mut bytes = Vec::with_capacity(declared.unwrap_or(512).min(MAX_BODY_BYTES as usize));
-    res.take_body()
+    let read = res
+        .take_body()
         .take(MAX_BODY_BYTES + 1)
         .read_to_end(&mut bytes)
-        .await
-        .map_err(|e| describe(e.into(), &eof))?;
+        .await;
+    match (read, declared) {
+        (Ok(_), _) => {}
+        // The connection ended inside a body of announced length: say how short.
+        (Err(e), Some(announced))
+            if closed_early(e.kind()).is_some() || eof.load(Ordering::Relaxed) =>
+        {
+            return Err(Failure::Closed(Closed::ShortBody {
+                got: bytes.len(),
+                announced,
+            }))
+        }
+        (Err(e), _) => return Err(describe(e.into(), &eof)),
+    }
     if bytes.len() as u64 > MAX_BODY_BYTES {
         return Err(Failure::Malformed(format!(
             "answer body larger than {MAX_BODY_BYTES} bytes"
         )));
     }
-    if declared.is_some_and(|len| len != bytes.len()) {
-        return Err(Failure::Closed(
-            "body shorter than its Content-Length".into(),
-        ));
+    if let Some(announced) = declared.filter(|len| *len != bytes.len()) {
+        return Err(Failure::Closed(Closed::ShortBody {
+            got: bytes.len(),
+            announced,
+        }));
     }
     res.set_body(Body::from_bytes(bytes));
     Ok((res, framed && !close))
@@ -186,13 +200,14 @@ async fn exchange(conn: Conn, req: Request) -> Result<(Response, bool), Failure>
 /// Classifies an error from async-h1 by what happened on the socket: an EOF or a
 /// reset means A closed early; anything else means the bytes were not HTTP.
 fn describe(e: http_types::Error, eof: &AtomicBool) -> Failure {
-    if let Some(io) = e.downcast_ref::<io::Error>() {
-        if closed_early(io.kind()) {
-            return Failure::Closed(io.to_string());
-        }
+    if let Some(how) = e
+        .downcast_ref::<io::Error>()
+        .and_then(|io| closed_early(io.kind()))
+    {
+        return Failure::Closed(how);
     }
     if eof.load(Ordering::Relaxed) {
-        return Failure::Closed(e.to_string());
+        return Failure::Closed(Closed::Fin);
     }
     Failure::Malformed(e.to_string())
 }

@@ -4,9 +4,12 @@
 //! Neither service reads a request body, but a client may send one, and the
 //! bytes after it are the next request. [`Skip`] is fed whatever the
 //! connection has buffered, in pieces of any size, and says how much of it
-//! was body. Chunk sizes are read with `httparse::parse_chunk_size`; lines in
-//! the chunked framing (sizes, trailers) are bounded like head lines, and the
-//! body's total like a `Content-Length` ([`MAX_BODY_BYTES`]).
+//! was body. Chunk sizes are read with `httparse::parse_chunk_size`, after a
+//! strict check of the whole line (httparse lets a bare LF or an empty size
+//! through, and a proxy in front might read those lines otherwise). Lines in
+//! the chunked framing (sizes, trailers) are bounded like head lines, and
+//! everything on the wire, extensions and trailers included, like a
+//! `Content-Length` ([`MAX_BODY_BYTES`], plus room for the framing).
 
 use http_types::StatusCode;
 
@@ -36,7 +39,15 @@ pub struct Skip {
     announced: u64,
     /// Trailer bytes so far, bounded like a head.
     trailers: usize,
+    /// Every byte of a chunked body so far, framing included.
+    wire: u64,
+    /// `Transfer-Encoding: chunked` (else a fixed length).
+    is_chunked: bool,
 }
+
+/// Framing bytes a chunked body may carry beyond its data (sizes,
+/// extensions, CRLFs, trailers) before it is refused as too large.
+const FRAMING_ALLOWANCE: u64 = 64 * 1024;
 
 impl Skip {
     /// A skip of a body with this framing.
@@ -53,6 +64,8 @@ impl Skip {
             state,
             announced: 0,
             trailers: 0,
+            wire: 0,
+            is_chunked: framing == Framing::Chunked,
         }
     }
 
@@ -85,23 +98,12 @@ impl Skip {
                     // `take` is at most `rest.len()`, a usize.
                     usize::try_from(take).unwrap_or(rest.len())
                 }
-                State::Size => match httparse::parse_chunk_size(rest) {
-                    Ok(httparse::Status::Complete((n, size))) => {
-                        self.announced = self.announced.saturating_add(size);
-                        if self.announced > MAX_BODY_BYTES {
-                            return Err(too_large());
-                        }
-                        self.state = match size {
-                            0 => State::Trailers,
-                            left => State::Data {
-                                left,
-                                chunked: true,
-                            },
-                        };
-                        n
+                State::Size => match rest.iter().position(|&b| b == b'\n') {
+                    None => 0,
+                    Some(end) => {
+                        check_size_line(&rest[..end])?;
+                        self.size_line(rest)?
                     }
-                    Ok(httparse::Status::Partial) => 0,
-                    Err(_) => return Err(bad("malformed chunk size line")),
                 },
                 State::DataEnd => match rest {
                     [b'\r', b'\n', ..] => {
@@ -123,6 +125,8 @@ impl Skip {
                         }
                         if end == 1 {
                             self.state = State::Done;
+                        } else {
+                            check_trailer_line(&rest[..end - 1])?;
                         }
                         end + 1
                     }
@@ -135,9 +139,64 @@ impl Skip {
                 }
                 return Ok(used);
             }
+            if self.is_chunked {
+                self.wire += step as u64;
+                if self.wire > MAX_BODY_BYTES + FRAMING_ALLOWANCE {
+                    return Err(too_large());
+                }
+            }
             used += step;
         }
     }
+
+    /// A complete, checked chunk-size line at the start of `rest`: how many
+    /// bytes it takes, and the state after it.
+    fn size_line(&mut self, rest: &[u8]) -> Result<usize, ApiError> {
+        match httparse::parse_chunk_size(rest) {
+            Ok(httparse::Status::Complete((n, size))) => {
+                self.announced = self.announced.saturating_add(size);
+                if self.announced > MAX_BODY_BYTES {
+                    return Err(too_large());
+                }
+                self.state = match size {
+                    0 => State::Trailers,
+                    left => State::Data {
+                        left,
+                        chunked: true,
+                    },
+                };
+                Ok(n)
+            }
+            // The line is complete (checked): httparse must have all it needs.
+            Ok(httparse::Status::Partial) | Err(_) => Err(bad("malformed chunk size line")),
+        }
+    }
+}
+
+/// A chunk-size line, without its LF: hex digits, then extensions, then CR.
+/// No other CR, no other control byte but tab (RFC 9112 §7.1).
+fn check_size_line(line: &[u8]) -> Result<(), ApiError> {
+    let Some((&b'\r', text)) = line.split_last() else {
+        return Err(bad("line ends in a bare LF; HTTP needs CRLF"));
+    };
+    if !text.first().is_some_and(u8::is_ascii_hexdigit) {
+        return Err(bad("chunk size line does not start with a hex size"));
+    }
+    if text.iter().any(|&b| b.is_ascii_control() && b != b'\t') {
+        return Err(bad("control bytes in a chunk size line"));
+    }
+    Ok(())
+}
+
+/// A trailer field line, without its CRLF: `name: value`, not folded, no
+/// control bytes but tab.
+fn check_trailer_line(line: &[u8]) -> Result<(), ApiError> {
+    let colon = line.iter().position(|&b| b == b':');
+    let named = colon.is_some_and(|i| i > 0 && line[..i].iter().all(|b| b.is_ascii_graphic()));
+    if !named || line.iter().any(|&b| b.is_ascii_control() && b != b'\t') {
+        return Err(bad("malformed chunked trailer field"));
+    }
+    Ok(())
 }
 
 fn bad(message: &'static str) -> ApiError {
@@ -199,5 +258,17 @@ mod tests {
         assert_eq!(status(b"5\r\nhelloXX"), 400);
         assert_eq!(status(b"0\r\nX: 1\n\r\n"), 400);
         assert_eq!(status(b"200000\r\n"), 413);
+        // What httparse alone would let through.
+        assert_eq!(status(b"0;\n\r\n"), 400);
+        assert_eq!(status(b"\r\n"), 400);
+        assert_eq!(status(b";foo\r\n"), 400);
+        assert_eq!(status(b"0\r\nGET / HTTP/1.1\r\n"), 400);
+        assert_eq!(status(b"0\r\n folded: x\r\n"), 400);
+        assert_eq!(status(b"0\r\nX: a\rb\r\n"), 400);
+        // Extensions count against the body's limit, not only its data.
+        let mut skip = Skip::new(Framing::Chunked);
+        let ext = format!("1;{}\r\nx\r\n", "e".repeat(4000));
+        let err = (0..1000).find_map(|_| skip.feed(ext.as_bytes()).err());
+        assert_eq!(err.map(|e| u16::from(e.status)), Some(413));
     }
 }

@@ -10,11 +10,14 @@
 //!    are parsed in it; bodies pass through it and are dropped; bytes read
 //!    ahead stay in it for the next request, so pipelined requests are
 //!    answered in order and nothing read is lost.
-//! 2. **Bounded waits.** A head must be complete within the timeout
-//!    (`server.header_timeout_ms`) of the moment the loop starts waiting for
-//!    it (an idle keep-alive connection is closed then). A body, a
-//!    `100 Continue` reply and an answer must make progress at least once per
-//!    timeout. One timer per connection does all this ([`Watchdog`]).
+//! 2. **Bounded waits.** Each wait on the client has the timeout
+//!    (`server.header_timeout_ms`) in all, not per read: a head, from the
+//!    moment the loop starts waiting for it (an idle keep-alive connection is
+//!    closed then); the rest of a request (a `100 Continue` and the body),
+//!    from the end of its head; an answer, or each piece of a streamed one,
+//!    from when it is ready to send. A client that trickles a byte now and
+//!    then holds a slot no longer than one that sends nothing. One timer per
+//!    connection does all this ([`Watchdog`]).
 //! 3. **Nothing closes in silence.** A refused head or body gets its status
 //!    (400, 408, 413, 414, 431, 501, 505) with a JSON error, one log line and
 //!    a count in `http_requests_total`; then the connection is closed after
@@ -22,6 +25,9 @@
 //! 4. **A client that leaves is noticed.** While the handler works, the
 //!    socket is watched: on EOF or an error the handler's future is dropped
 //!    at once (its exchange logs `status=client_closed http_status=499`).
+//!    A half-close (the client shuts its sending side) counts as leaving, as
+//!    in nginx. When pipelined bytes fill the buffer, the peer's FIN is
+//!    still seen, by polling for `POLLRDHUP` every [`RDHUP_EVERY`].
 //! 5. **The handler says what it wants** with a [`Reply`]; a handler that
 //!    panics is answered 500 and the service lives on.
 
@@ -45,6 +51,10 @@ use crate::head::{self, Framing, MAX_HEAD_BYTES};
 use crate::http::{ApiError, Reply};
 use crate::log::Line;
 use crate::metrics::HttpMetrics;
+
+/// How often a connection whose buffer is full checks whether its client
+/// has gone (see [`Conn::until_hangup`]).
+const RDHUP_EVERY: Duration = Duration::from_millis(20);
 
 /// The answer to `Expect: 100-continue`, sent before reading the body.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -126,13 +136,29 @@ where
         };
         conn.start += head.len;
 
-        // 2. The body, skipped: neither service reads one.
+        // 2. The body, skipped: neither service reads one. It (and the
+        // `100 Continue` before it) must be done within the timeout from now.
         if head.framing != Framing::Empty {
             let path = head.request.url().path().to_owned();
-            if head.expect_continue && conn.write_all(CONTINUE).await.is_err() {
-                return;
+            conn.watchdog.progress();
+            // Logs the request if the service is stopped while it is here.
+            let in_flight = InFlight {
+                ctx,
+                path: &path,
+                began,
+                armed: true,
+            };
+            // HTTP/1.0 has no 100 (RFC 9110 §15.2): such a client just sends.
+            if head.expect_continue && !head.http10 && conn.write_all(CONTINUE).await.is_err() {
+                in_flight.disarm();
+                let error = ApiError::bad_request(
+                    "the client closed the connection before its request body",
+                );
+                return log_refusal(ctx, &error, &path, began);
             }
-            match conn.skip_body(head.framing).await {
+            let skipped = conn.skip_body(head.framing).await;
+            in_flight.disarm();
+            match skipped {
                 Ok(()) => {}
                 Err(BodyError::Refused(error)) => {
                     return conn.refuse(ctx, error, &path, began).await
@@ -160,6 +186,12 @@ where
         let res = match handled.await {
             None => return,
             Some(Ok(Reply::Close)) => return,
+            Some(Ok(Reply::Reset)) => return conn.reset(),
+            Some(Ok(Reply::Raw(bytes))) => {
+                conn.watchdog.progress();
+                let _ = conn.write_all(&bytes).await;
+                return;
+            }
             Some(Ok(Reply::Send(res))) => Answer::Whole(res),
             Some(Ok(Reply::Stream(res))) => Answer::Streamed(res),
             Some(Err(_panic)) => {
@@ -215,6 +247,42 @@ fn log_refusal<H>(ctx: &Context<H>, error: &ApiError, target: &str, began: Insta
         .num("latency_ms", latency.as_millis())
         .emit();
     ctx.metrics.record("other", code, latency);
+}
+
+/// A request whose head was read and whose handler has not started: if the
+/// connection is dropped here (the shutdown grace ran out), it still gets
+/// its line.
+struct InFlight<'a, H> {
+    ctx: &'a Context<H>,
+    path: &'a str,
+    began: Instant,
+    armed: bool,
+}
+
+impl<H> InFlight<'_, H> {
+    /// The request left this stage on its own: nothing to log here.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl<H> Drop for InFlight<'_, H> {
+    fn drop(&mut self) {
+        if self.armed {
+            let latency = self.began.elapsed();
+            Line::new(self.ctx.service)
+                .str("endpoint", self.path)
+                .str("status", "aborted")
+                .num("http_status", 0)
+                .str(
+                    "error",
+                    "the shutdown grace ran out while the request body was read",
+                )
+                .num("latency_ms", latency.as_millis())
+                .emit();
+            self.ctx.metrics.record("other", 0, latency);
+        }
+    }
 }
 
 /// The outcome of one wait on the client.
@@ -309,9 +377,9 @@ impl Conn {
     }
 
     /// Skips a body of `framing`, each read making progress within the timeout.
+    /// Skips a body of `framing` before the watchdog's deadline.
     async fn skip_body(&mut self, framing: Framing) -> Result<(), BodyError> {
         let mut skip = Skip::new(framing);
-        self.watchdog.progress();
         loop {
             let used = skip
                 .feed(&self.buf[self.start..self.end])
@@ -326,10 +394,7 @@ impl Conn {
                 .await
             {
                 Wait::Done(Ok(0) | Err(_)) => return Err(BodyError::Closed),
-                Wait::Done(Ok(n)) => {
-                    self.end += n;
-                    self.watchdog.progress();
-                }
+                Wait::Done(Ok(n)) => self.end += n,
                 Wait::TimedOut | Wait::Stopped => return Err(BodyError::TimedOut),
             }
         }
@@ -342,7 +407,7 @@ impl Conn {
         loop {
             self.compact();
             if self.end == self.buf.len() {
-                return std::future::pending().await;
+                return self.until_hangup().await;
             }
             if self.socket.readable().await.is_err() {
                 return;
@@ -359,9 +424,30 @@ impl Conn {
         }
     }
 
-    /// Writes all of `bytes`, each write making progress within the timeout.
+    /// Completes when the peer has shut its side, though unread bytes wait
+    /// before its FIN: `poll(POLLRDHUP)`, checked every [`RDHUP_EVERY`]
+    /// (async-io has no wait for it; this runs only while the buffer is full).
+    async fn until_hangup(&self) {
+        use rustix::event::{poll, PollFd, PollFlags};
+        loop {
+            Timer::after(RDHUP_EVERY).await;
+            let mut fds = [PollFd::new(self.socket.get_ref(), PollFlags::RDHUP)];
+            let now = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            let hung_up = PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR;
+            match poll(&mut fds, Some(&now)) {
+                Ok(_) if fds[0].revents().intersects(hung_up) => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Writes all of `bytes` before the watchdog's deadline (the caller
+    /// marks when the answer was ready).
     async fn write_all(&mut self, bytes: &[u8]) -> Result<(), Cut> {
-        self.watchdog.progress();
         let mut pos = 0;
         while pos < bytes.len() {
             let Conn {
@@ -375,10 +461,7 @@ impl Conn {
                 .await;
             match wrote {
                 Some(Ok(0) | Err(_)) => return Err(Cut::Closed),
-                Some(Ok(n)) => {
-                    pos += n;
-                    self.watchdog.progress();
-                }
+                Some(Ok(n)) => pos += n,
                 None => return Err(Cut::TimedOut),
             }
         }
@@ -402,16 +485,15 @@ impl Conn {
         } else if http10 {
             res.insert_header(CONNECTION, "keep-alive");
         }
-        let mut encoder = Encoder::new(res, method);
         if !streamed {
             // Head and body in one write: one packet, one wake-up of the client.
-            let mut bytes = Vec::with_capacity(256);
-            encoder
-                .read_to_end(&mut bytes)
+            let bytes = crate::http::encode(res, method)
                 .await
                 .map_err(|_| Cut::Closed)?;
+            self.watchdog.progress();
             return self.write_all(&bytes).await;
         }
+        let mut encoder = Encoder::new(res, method);
         // Each piece as it comes; a client that leaves during a stall is noticed.
         let mut piece = vec![0u8; 8 * 1024];
         loop {
@@ -421,10 +503,18 @@ impl Conn {
             });
             match read.await {
                 Some(Ok(0)) => return Ok(()),
-                Some(Ok(n)) => self.write_all(&piece[..n]).await?,
+                Some(Ok(n)) => {
+                    self.watchdog.progress();
+                    self.write_all(&piece[..n]).await?;
+                }
                 Some(Err(_)) | None => return Err(Cut::Closed),
             }
         }
+    }
+
+    /// Closes with an RST instead of a FIN: `SO_LINGER` of zero, then close.
+    fn reset(self) {
+        let _ = socket2::SockRef::from(self.socket.get_ref()).set_linger(Some(Duration::ZERO));
     }
 
     /// Answers `error`, logs and counts it, and closes after a short linger.

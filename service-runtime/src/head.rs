@@ -90,8 +90,10 @@ impl Refusal {
         Self::new(StatusCode::BadRequest, message)
     }
 
+    /// Names the request's path (not its query) for the log line.
     fn on(mut self, target: &str) -> Self {
-        self.target = Some(target.chars().take(256).collect());
+        let path = target.split('?').next().unwrap_or(target);
+        self.target = Some(path.chars().take(256).collect());
         self
     }
 }
@@ -146,13 +148,20 @@ pub fn parse(buf: &[u8]) -> Result<Option<Head>, Refusal> {
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return Err(Refusal::bad("malformed request line"));
     };
-    let method: Method = method.parse().map_err(|_| {
-        Refusal::new(
-            StatusCode::NotImplemented,
-            format!("method {method:?} is not implemented"),
-        )
-        .on(target)
-    })?;
+    // Methods are case-sensitive (RFC 9110 §9.1): `get` is not GET.
+    let registered = method.bytes().all(|b| !b.is_ascii_lowercase());
+    let method: Method = method
+        .parse()
+        .ok()
+        .filter(|_| registered)
+        .ok_or(())
+        .map_err(|_| {
+            Refusal::new(
+                StatusCode::NotImplemented,
+                format!("method {method:?} is not implemented"),
+            )
+            .on(target)
+        })?;
     let http10 = version == 0;
 
     let mut fields = Fields::default();
@@ -313,16 +322,31 @@ fn url(target: &str, host: Option<&str>, hosts: usize, http10: bool) -> Result<U
         text.push_str(host);
         text.push_str(target);
         Url::parse(&text)
-    } else if target.len() > 7 && target[..7].eq_ignore_ascii_case("http://")
-        || target.len() > 8 && target[..8].eq_ignore_ascii_case("https://")
+    } else if starts_with_ignore_case(target, "http://")
+        || starts_with_ignore_case(target, "https://")
     {
-        Url::parse(target)
+        let url = Url::parse(target);
+        if url
+            .as_ref()
+            .is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+        {
+            return Err(Refusal::bad("request target carries userinfo (user@host)"));
+        }
+        url
     } else {
         return Err(Refusal::bad(format!(
             "request target {target:?} is neither a path nor an http URL"
         )));
     };
     parsed.map_err(|e| Refusal::bad(format!("request target is not a valid URL ({e})")))
+}
+
+/// Whether `text` starts with ASCII `prefix`, in any case (compared as bytes:
+/// a target may hold UTF-8 that a `str` slice could cut in the middle of).
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// `host[:port]`: a name, an IPv4 address or a bracketed IPv6 address, and
@@ -441,6 +465,20 @@ mod tests {
         assert_eq!(refused("GET /health HTTP/1.2\r\nHost: a\r\n\r\n"), 505);
         assert_eq!(refused("FOO /health HTTP/1.1\r\nHost: a\r\n\r\n"), 501);
         assert_eq!(refused("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(refused("get /health HTTP/1.1\r\nHost: a\r\n\r\n"), 501);
+        assert_eq!(
+            refused("GET http://u:p@a/health HTTP/1.1\r\nHost: a\r\n\r\n"),
+            400
+        );
+        // A target whose 7th byte is inside a UTF-8 character: a 400, not a panic.
+        assert_eq!(
+            refused("GET abcdef\u{e9}x HTTP/1.1\r\nHost: a\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            refused("GET abcdefg\u{e9}x HTTP/1.1\r\nHost: a\r\n\r\n"),
+            400
+        );
     }
 
     /// Host never changes the path; a Host that is not host[:port] is a 400.

@@ -19,12 +19,30 @@ pub enum Reply {
     /// Close the connection without an answer (the `drop` fault): a clean
     /// close, FIN, as a crashed or overloaded peer might.
     Close,
+    /// Reset the connection without an answer (the `reset` fault): an RST,
+    /// as a peer that crashed mid-request or a middlebox might.
+    Reset,
+    /// Write these bytes as they are, then close: an answer no encoder would
+    /// write (bytes that are not HTTP, a body cut short, a status line
+    /// http-types has no name for).
+    Raw(Vec<u8>),
 }
 
 impl From<Response> for Reply {
     fn from(res: Response) -> Self {
         Reply::Send(res)
     }
+}
+
+/// `res` as it goes on the wire (head and body), for a request of `method`:
+/// async-h1's encoder, which also writes the answers the loop sends.
+pub async fn encode(res: Response, method: Method) -> std::io::Result<Vec<u8>> {
+    use smol::io::AsyncReadExt as _;
+    let mut bytes = Vec::with_capacity(256);
+    async_h1::server::Encoder::new(res, method)
+        .read_to_end(&mut bytes)
+        .await?;
+    Ok(bytes)
 }
 
 /// Methods every endpoint answers; HEAD is GET without the body (async-h1 drops it).

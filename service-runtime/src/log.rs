@@ -238,9 +238,14 @@ number!(u8, u16, u32, u64, u128, usize, i32, i64, f64, bool);
 /// A logfmt value: bare when safe, else quoted with `\"`, `\\`, `\n`, `\t`, `\u{..}` escapes.
 pub fn escape(value: &str) -> Cow<'_, str> {
     let bare = !value.is_empty()
-        && value
-            .chars()
-            .all(|c| !c.is_control() && !c.is_whitespace() && c != '"' && c != '=' && c != '\\');
+        && value.chars().all(|c| {
+            !c.is_control()
+                && !c.is_whitespace()
+                && !invisible(c)
+                && c != '"'
+                && c != '='
+                && c != '\\'
+        });
     if bare {
         return Cow::Borrowed(value);
     }
@@ -253,8 +258,9 @@ pub fn escape(value: &str) -> Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            // Control characters and exotic line breaks (U+2028...) spelled out.
-            c if c.is_control() || (c.is_whitespace() && c != ' ') => {
+            // Control characters, exotic line breaks (U+2028...) and
+            // invisible reordering marks spelled out.
+            c if c.is_control() || (c.is_whitespace() && c != ' ') || invisible(c) => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
@@ -262,6 +268,13 @@ pub fn escape(value: &str) -> Cow<'_, str> {
     }
     out.push('"');
     Cow::Owned(out)
+}
+
+/// Characters that print as nothing but change how a line reads: bidi
+/// overrides and isolates (U+202E can show `txt.exe` as `exe.txt`),
+/// zero-width marks, and the byte-order mark.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 #[cfg(test)]
@@ -277,6 +290,7 @@ mod tests {
         assert_eq!(escape("x=1"), "\"x=1\"");
         assert_eq!(escape("say \"hi\"\n"), r#""say \"hi\"\n""#);
         assert_eq!(escape("c:\\"), r#""c:\\""#);
+        assert_eq!(escape("a\u{202e}b"), r#""a\u{202e}b""#);
         assert_eq!(escape("\u{0}\u{7f}"), r#""\u{0}\u{7f}""#);
         assert_eq!(escape("line\u{2028}sep"), r#""line\u{2028}sep""#);
         assert_eq!(escape("émoji🎉"), "émoji🎉");

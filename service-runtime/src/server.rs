@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use smol::{Async, Executor, LocalExecutor, Timer};
 use crate::config::ServerSettings;
 use crate::connection::{self, Context};
 use crate::http::Reply;
+use crate::log::Line;
 
 /// The executor every task of a service runs on; [`block_on`] gives it threads.
 ///
@@ -94,11 +96,23 @@ async fn run_tasks<T>(main: impl Future<Output = T>) -> T {
     main.or(forever).await
 }
 
+/// Connections the kernel queues for us before it drops new SYNs. std's
+/// default (128) is far below `max_connections`: under a flood of idle
+/// connections, new clients' SYNs were dropped and retried a second later.
+const BACKLOG: i32 = 4096;
+
 /// Binds the listening socket, naming the address if that fails (port taken).
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))
+    let listen = || -> std::io::Result<TcpListener> {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(BACKLOG)?;
+        socket.set_nonblocking(true)?;
+        TcpListener::try_from(std::net::TcpListener::from(socket))
+    };
+    listen().with_context(|| format!("cannot listen on {addr}"))
 }
 
 /// The limits the loop enforces, from `[server]`.
@@ -182,11 +196,20 @@ where
                     let (ctx, stop, abort) = (ctx.clone(), stop_rx.clone(), abort_rx.clone());
                     let held = (permit, alive_tx.clone());
                     let conn = async move {
-                        connection::serve(socket, &ctx, &stop)
+                        let served = AssertUnwindSafe(connection::serve(socket, &ctx, &stop))
+                            .catch_unwind()
                             .or(async {
                                 let _ = abort.recv().await;
+                                Ok(())
                             })
                             .await;
+                        if served.is_err() {
+                            // A bug, not a client's doing: the connection is
+                            // closed, the service goes on, and it is said.
+                            Line::event("connection_panicked")
+                                .str("error", "a bug closed this connection; please report it")
+                                .emit();
+                        }
                         drop(held);
                     };
                     EXECUTOR.spawn(conn).detach();

@@ -32,6 +32,7 @@ pub struct Service {
 impl Service {
     /// Parses the command line and loads the settings; a bad config exits with code 2.
     pub fn load<T: Settings>(&self) -> (ConfigSource, Loaded<T>) {
+        signals::install();
         let source = Args::parse().config_source(self.default_config, self.env_prefix);
         match source.load::<T>() {
             Ok(loaded) => {

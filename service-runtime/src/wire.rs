@@ -14,14 +14,43 @@ pub const FAULT_PREFIX: &str = "x-fault-";
 /// Caller to A (through B): delay this request by so many milliseconds.
 pub const FAULT_DELAY_MS: &str = "x-fault-delay-ms";
 
-/// Caller to A (through B): fail this request with this status, 400..=599.
+/// Caller to A (through B): fail this request with this status, 400..=599,
+/// or with one drawn from weights: `503:3,500:1`.
 pub const FAULT_STATUS: &str = "x-fault-status";
 
 /// Caller to A (through B): `1` closes the connection without an answer.
 pub const FAULT_DROP: &str = "x-fault-drop";
 
-/// A to its caller: the faults that touched this answer (`delay`, `fail`, ...,
-/// comma-separated), so a client tells an injected failure from a real one.
+/// Caller to A (through B): `1` resets the connection (RST) without an answer.
+pub const FAULT_RESET: &str = "x-fault-reset";
+
+/// Caller to A (through B): `1` answers bytes that are not HTTP, then closes.
+pub const FAULT_GARBAGE: &str = "x-fault-garbage";
+
+/// Caller to A (through B): `1` answers 200 with a body that is not the echo's JSON.
+pub const FAULT_BAD_BODY: &str = "x-fault-bad-body";
+
+/// Caller to A (through B): `1` sends half the announced body, then closes.
+pub const FAULT_TRUNCATE: &str = "x-fault-truncate";
+
+/// Caller to A (through B): send the head at once, then stall the body so many ms.
+pub const FAULT_BODY_DELAY_MS: &str = "x-fault-body-delay-ms";
+
+/// Caller to A (through B): send the body at so many bytes per second.
+pub const FAULT_BODY_BYTES_PER_S: &str = "x-fault-body-bytes-per-s";
+
+/// Caller to A (through B): a lognormal delay with this median (ms)...
+pub const FAULT_DELAY_P50_MS: &str = "x-fault-delay-p50-ms";
+
+/// ...and this 99th percentile (ms).
+pub const FAULT_DELAY_P99_MS: &str = "x-fault-delay-p99-ms";
+
+/// Caller to A (through B): with a 429 or 503, `Retry-After` of so many seconds.
+pub const FAULT_RETRY_AFTER_S: &str = "x-fault-retry-after-s";
+
+/// A to its caller: the faults that touched this answer (`delay`, `fail`,
+/// `body_delay`, ..., comma-separated), so a client tells an injected failure
+/// from a real one.
 pub const FAULT_INJECTED: &str = "x-fault-injected";
 
 /// The status logged when the client closed before its answer (nginx's 499):

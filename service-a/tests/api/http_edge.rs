@@ -703,3 +703,100 @@ fn ab_load_has_no_failures() {
     ab(&["-q", "-n", "2000", "-c", "20"], &url);
     ab(&["-q", "-k", "-n", "2000", "-c", "20"], &url);
 }
+
+/// A body trickled a byte at a time holds its slot no longer than one that
+/// never comes: the body has the timeout in all, not per read. With
+/// max_connections = 2 held by tricklers, a new client is served in time.
+#[test]
+fn trickled_bodies_do_not_hold_slots() {
+    let a = a_with(
+        &format!("header_timeout_ms = {HEADER_TIMEOUT_MS}\nmax_connections = 2"),
+        "",
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let tricklers: Vec<_> = (0..2)
+        .map(|_| {
+            let (authority, stop) = (a.authority().to_owned(), stop.clone());
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(&authority).unwrap();
+                let head = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n";
+                let _ = s.write_all(head);
+                // A byte every 100 ms: progress, but never the whole body.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    if s.write_all(b"x").is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        })
+        .collect();
+    // Both slots are taken once A has seen both heads... and the bodies.
+    std::thread::sleep(Duration::from_millis(150));
+
+    let started = Instant::now();
+    let reply = get(&format!("{}/health", a.url));
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for t in tricklers {
+        t.join().unwrap();
+    }
+    assert_eq!(reply.status, 200);
+    let limit = Duration::from_millis(HEADER_TIMEOUT_MS) + Duration::from_secs(1);
+    assert!(took < limit, "served after {took:?}");
+    a.wait_lines(2, &["http_status=408", "request body not received"]);
+}
+
+/// A client that closes while A waits on a delay is noticed even when it
+/// pipelined more than A's buffer holds behind that request: 499 at once.
+#[test]
+fn client_gone_behind_a_full_buffer_is_499() {
+    let a = a_quick();
+    let from = a.line_count();
+    let mut request =
+        b"GET /echo?msg=x HTTP/1.1\r\nHost: a\r\nx-fault-delay-ms: 5000\r\n\r\n".to_vec();
+    request.extend(std::iter::repeat_n(b'X', 9000));
+    let mut conn = Conn::open(a.authority());
+    conn.write_raw(&request);
+    a.wait_metric(DELAY_STARTED, 1.0);
+    drop(conn);
+    let closed = Instant::now();
+    let line = a.wait_line_after(from, &["endpoint=/echo", "status=client_closed"]);
+    assert!(line.contains("http_status=499"), "{line}");
+    assert!(
+        closed.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        closed.elapsed()
+    );
+}
+
+/// A request target whose bytes would cut a UTF-8 character where A looks
+/// for `http://` is a 400 like any other, with its log line: not a panic.
+#[test]
+fn utf8_targets_are_400_not_a_panic() {
+    let a = a_quick();
+    for head in [
+        "GET abcdef\u{e9}x HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET abcdefg\u{e9}x HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert_refused(&a, head.as_bytes(), 400, Duration::from_secs(2));
+    }
+    assert!(a.stderr().is_empty(), "{}", a.stderr());
+}
+
+/// Chunked framing a lenient parser would read differently (a bare LF in an
+/// extension, an empty size line, a request line as a trailer) is a 400.
+#[test]
+fn lenient_chunk_framing_is_400() {
+    let a = a_quick();
+    for body in [
+        "0;\n\r\nGET /health HTTP/1.1\r\nHost: a\r\n\r\n",
+        "\r\n\r\n",
+        "0\r\nGET /health HTTP/1.1\r\n\r\n",
+    ] {
+        let request =
+            format!("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{body}");
+        assert_refused(&a, request.as_bytes(), 400, Duration::from_secs(2));
+    }
+}

@@ -52,6 +52,7 @@ fn head_like() -> impl Strategy<Value = Vec<u8>> {
         Just(b"GET /echo?msg=x HTTP/1.1\r\n".to_vec()),
         Just(b"GET http://a/health HTTP/1.0\r\n".to_vec()),
         Just(b"Host: a\r\n".to_vec()),
+        any::<String>().prop_map(|target| format!("GET {target} HTTP/1.1\r\n").into_bytes()),
         Just(b"Content-Length: 5\r\n".to_vec()),
         Just(b"Transfer-Encoding: chunked\r\n".to_vec()),
         Just(b"\r\n".to_vec()),

@@ -151,7 +151,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
         Outcome::Abandoned => ("abandoned", 0),
     };
     let fault = plan.as_ref().and_then(Plan::label);
-    exchange.finish(status, http_status, |line| {
+    exchange.finish(status, http_status, http_status, |line| {
         line.opt_str("fault", fault.as_deref())
     });
 

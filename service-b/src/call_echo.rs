@@ -134,7 +134,8 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
     let http_status = failure
         .as_ref()
         .map_or(res.status().into(), |e| e.http_status);
-    exchange.finish(if ok { "ok" } else { "error" }, http_status, |line| {
+    let sent = u16::from(res.status());
+    exchange.finish(if ok { "ok" } else { "error" }, http_status, sent, |line| {
         let line = match &failure {
             None => line,
             Some(e) => line.str("error", e.kind.as_str()).str("detail", &e.detail),

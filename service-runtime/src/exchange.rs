@@ -67,18 +67,27 @@ impl Exchange {
     }
 
     /// Writes the request's log line (`status`, `http_status`, then `extra`
-    /// fields before `latency_ms`) and records its metrics.
+    /// fields before `latency_ms`) and records its metrics, where `code` is
+    /// the status that went out on the wire (B logs a timeout as 504 but
+    /// answers it 503; `http_requests_total{code}` says what was sent).
     pub fn finish(
         mut self,
         status: &'static str,
         http_status: u16,
+        code: u16,
         extra: impl FnOnce(Line) -> Line,
     ) {
         self.finished = true;
-        self.write(status, http_status, extra);
+        self.write(status, http_status, code, extra);
     }
 
-    fn write(&self, status: &'static str, http_status: u16, extra: impl FnOnce(Line) -> Line) {
+    fn write(
+        &self,
+        status: &'static str,
+        http_status: u16,
+        code: u16,
+        extra: impl FnOnce(Line) -> Line,
+    ) {
         let latency = self.started.elapsed();
         let line = Line::new(self.service)
             .str("endpoint", &self.path)
@@ -88,7 +97,7 @@ impl Exchange {
             .num("latency_ms", latency.as_millis())
             .str("trace_id", &self.trace_id)
             .emit();
-        self.metrics.record(self.endpoint, http_status, latency);
+        self.metrics.record(self.endpoint, code, latency);
     }
 }
 
@@ -109,6 +118,8 @@ impl Drop for Exchange {
                 "the client closed the connection before the answer",
             )
         };
-        self.write(status, http_status, |line| line.str("error", error));
+        self.write(status, http_status, http_status, |line| {
+            line.str("error", error)
+        });
     }
 }

@@ -32,10 +32,10 @@ fn metrics_count_kinds() {
     assert_eq!(
         metric(
             text,
-            "http_requests_total{endpoint=\"/call-echo\",code=\"504\"}"
+            "http_requests_total{endpoint=\"/call-echo\",code=\"503\"}"
         ),
         1.0,
-        "{text}"
+        "the code label is the status sent (503), not the KIND's 504: {text}"
     );
     assert!(
         text.contains("http_request_duration_seconds_bucket{le="),

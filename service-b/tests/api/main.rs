@@ -8,6 +8,7 @@ mod http_edge;
 mod netns;
 mod observability;
 mod pool;
+mod real_faults;
 mod resilience;
 mod soak;
 

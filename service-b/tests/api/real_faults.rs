@@ -1,0 +1,186 @@
+//! Every fault the real A can inject, once from its `[fault]` file and once
+//! from a request header sent through B: B's KIND, status and detail; A's log
+//! line and its metric; and the `x-fault-injected` mark A puts on answers.
+
+use testkit::http::{get, get_with, Reply};
+use testkit::{field, metric, Proc};
+
+use crate::{start_a, start_b};
+
+/// One fault and what each side must say about it.
+struct Case {
+    /// Its name in x-fault-injected, A's `fault=` and the metric label.
+    name: &'static str,
+    /// The `[fault]` lines that turn it on.
+    file: &'static str,
+    /// The headers that turn it on for one request.
+    headers: &'static [(&'static str, &'static str)],
+    /// B's KIND, or `None` when the call still succeeds.
+    kind: Option<&'static str>,
+    /// The body's `http_status` (the KIND's status).
+    http_status: u16,
+    /// Words B's detail must hold.
+    detail: &'static str,
+    /// A's `status=` for the request.
+    a_status: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "reset",
+        file: "reset = true",
+        headers: &[("x-fault-reset", "1")],
+        kind: Some("connection_reset"),
+        http_status: 502,
+        detail: "reset by peer",
+        a_status: "reset",
+    },
+    Case {
+        name: "drop",
+        file: "drop = true",
+        headers: &[("x-fault-drop", "1")],
+        kind: Some("connection_reset"),
+        http_status: 502,
+        detail: "closed the connection (FIN)",
+        a_status: "dropped",
+    },
+    Case {
+        name: "garbage",
+        file: "garbage = true",
+        headers: &[("x-fault-garbage", "1")],
+        kind: Some("bad_response"),
+        http_status: 502,
+        detail: "not a valid HTTP answer",
+        a_status: "garbage",
+    },
+    Case {
+        name: "truncate",
+        file: "truncate = true",
+        headers: &[("x-fault-truncate", "1")],
+        kind: Some("connection_reset"),
+        http_status: 502,
+        detail: "the body was short",
+        a_status: "truncated",
+    },
+    Case {
+        name: "bad_body",
+        file: "bad_body = true",
+        headers: &[("x-fault-bad-body", "1")],
+        kind: Some("bad_response"),
+        http_status: 502,
+        detail: "not the expected",
+        a_status: "ok",
+    },
+    Case {
+        name: "trickle",
+        file: "body_bytes_per_s = 4",
+        headers: &[("x-fault-body-bytes-per-s", "4")],
+        kind: Some("timeout"),
+        http_status: 504,
+        detail: "no complete answer from A within 300 ms",
+        a_status: "ok",
+    },
+    Case {
+        name: "body_delay",
+        file: "body_delay_ms = 2000",
+        headers: &[("x-fault-body-delay-ms", "2000")],
+        kind: Some("timeout"),
+        http_status: 504,
+        detail: "no complete answer from A within 300 ms",
+        a_status: "ok",
+    },
+    Case {
+        name: "fail",
+        file: "fail = true\nfail_status = 599",
+        headers: &[("x-fault-status", "599")],
+        kind: Some("upstream_status"),
+        http_status: 599,
+        detail: "A answered 599",
+        a_status: "error",
+    },
+    Case {
+        name: "delay",
+        file: "delay_p50_ms = 5\ndelay_p99_ms = 20",
+        headers: &[("x-fault-delay-p50-ms", "5"), ("x-fault-delay-p99-ms", "20")],
+        kind: None,
+        http_status: 200,
+        detail: "",
+        a_status: "ok",
+    },
+];
+
+/// B's answer and A's line for one call; checks them against `case`.
+fn check(case: &Case, a: &Proc, reply: &Reply) {
+    let what = format!("{} ({})", case.name, reply.body);
+    match case.kind {
+        None => assert_eq!(reply.status, 200, "{what}"),
+        Some(kind) => {
+            assert_eq!(reply.status, 503, "{what}");
+            let body = reply.json();
+            assert_eq!(body["error"], kind, "{what}");
+            assert_eq!(body["http_status"], case.http_status, "{what}");
+            assert!(reply.str("detail").contains(case.detail), "{what}");
+        }
+    }
+    let line = a.wait_line(&["endpoint=/echo", &format!("fault={}", case.name)]);
+    assert_eq!(field(&line, "status").as_deref(), Some(case.a_status), "{line}");
+    let metrics = get(&format!("{}/metrics", a.url)).body;
+    let sample = format!("faults_injected_total{{fault=\"{}\"}}", case.name);
+    assert_eq!(metric(&metrics, &sample), 1.0, "{sample} in {metrics}");
+}
+
+/// Each fault from A's file: what B says, what A logs and counts.
+#[test]
+fn every_fault_from_the_file() {
+    let _clock = crate::timing();
+    for case in CASES {
+        let a = start_a(case.file);
+        let b = start_b(&a.url, 300);
+        let reply = get(&format!("{}/call-echo?msg=hello", b.url));
+        check(case, &a, &reply);
+    }
+}
+
+/// Each fault from a header sent to B, which forwards it: the same answers.
+#[test]
+fn every_fault_from_a_header_through_b() {
+    let _clock = crate::timing();
+    for case in CASES {
+        let a = start_a("");
+        let b = start_b(&a.url, 300);
+        let reply = get_with(&format!("{}/call-echo?msg=hello", b.url), case.headers);
+        check(case, &a, &reply);
+    }
+}
+
+/// Answers a fault touched carry its name in `x-fault-injected`; failures
+/// can carry `Retry-After`; weighted statuses are drawn from the list.
+#[test]
+fn answers_are_marked_with_their_faults() {
+    let a = start_a("");
+    let echo = |headers: &[(&str, &str)]| get_with(&format!("{}/echo?msg=m", a.url), headers);
+
+    let truncated = testkit::http::raw(
+        a.authority(),
+        b"GET /echo?msg=hello HTTP/1.1\r\nHost: a\r\nx-fault-truncate: 1\r\n\r\n",
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&truncated);
+    assert!(text.contains("x-fault-injected: truncate\r\n"), "{text}");
+
+    let bad = echo(&[("x-fault-bad-body", "1")]);
+    assert_eq!((bad.status, bad.header("x-fault-injected")), (200, Some("bad_body")));
+
+    let limited = echo(&[("x-fault-status", "429"), ("x-fault-retry-after-s", "3")]);
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.header("retry-after"), Some("3"));
+    assert_eq!(limited.header("x-fault-injected"), Some("fail"));
+
+    let slow = echo(&[("x-fault-delay-ms", "20"), ("x-fault-body-delay-ms", "20")]);
+    assert_eq!(slow.header("x-fault-injected"), Some("delay,body_delay"));
+
+    for _ in 0..20 {
+        let status = echo(&[("x-fault-status", "503:1,420:1")]).status;
+        assert!(status == 503 || status == 420, "{status}");
+    }
+}

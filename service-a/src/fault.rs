@@ -136,17 +136,24 @@ impl FaultSettings {
                 expected: "0 unless delay_p50_ms is set too".to_owned(),
             });
         }
-        Invalid::check_range("fault.fail_status", self.fail_status, 400..=599)?;
+        if !u16::try_from(self.fail_status).is_ok_and(sendable) {
+            return Err(Invalid {
+                key: "fault.fail_status",
+                value: self.fail_status.to_string(),
+                expected: format!("one of {}", sendable_list()),
+            });
+        }
         for (code, weight) in &self.fail_statuses {
-            let bad = || Invalid {
-                key: "fault.fail_statuses",
-                value: format!("{code} = {weight}"),
-                expected: "statuses 400..=599 with whole-number weights, e.g. { 503 = 3, 500 = 1 }"
-                    .to_owned(),
-            };
-            let status = code.trim().parse::<u16>().map_err(|_| bad())?;
-            if !(400..=599).contains(&status) {
-                return Err(bad());
+            let status = code.trim().parse::<u16>().ok().filter(|c| sendable(*c));
+            if status.is_none() {
+                return Err(Invalid {
+                    key: "fault.fail_statuses",
+                    value: format!("{code} = {weight}"),
+                    expected: format!(
+                        "statuses among {} with whole-number weights, e.g. {{ 503 = 3, 500 = 1 }}",
+                        sendable_list()
+                    ),
+                });
             }
         }
         if !self.fail_statuses.is_empty() && self.fail_statuses.values().all(|w| *w == 0) {
@@ -583,19 +590,48 @@ fn flag(name: &str, value: &str) -> Result<bool, ApiError> {
     }
 }
 
-/// `x-fault-status`: `503`, or weights `503:3,500:1`; every status 400..=599.
+/// Whether A can send `code` as an injected failure and B can read it back:
+/// a 4xx or 5xx that http-types names (both sides speak through it). An
+/// unnamed code (420, 599) would reach B as an unreadable answer, so it is
+/// refused where it is asked for, with the list of what can be sent.
+pub fn sendable(code: u16) -> bool {
+    (400..=599).contains(&code) && http_types::StatusCode::try_from(code).is_ok()
+}
+
+/// The statuses [`sendable`] accepts, as ranges: `400..=418, 421..=426, ...`.
+pub fn sendable_list() -> String {
+    let mut ranges: Vec<(u16, u16)> = Vec::new();
+    for code in (400..=599).filter(|c| sendable(*c)) {
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == code => *end = code,
+            _ => ranges.push((code, code)),
+        }
+    }
+    let parts: Vec<String> = ranges
+        .iter()
+        .map(|&(a, b)| match b - a {
+            0 => a.to_string(),
+            1 => format!("{a}, {b}"),
+            _ => format!("{a}..={b}"),
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// `x-fault-status`: `503`, or weights `503:3,500:1`; every status [`sendable`].
 fn statuses(value: &str) -> Result<Statuses, ApiError> {
     let bad = || {
         ApiError::bad_request(format!(
-            "{} must be a status in 400..=599, or weighted statuses like 503:3,500:1, got {value:?}",
-            wire::FAULT_STATUS
+            "{} must be a status among {}, or weighted statuses like 503:3,500:1, got {value:?}",
+            wire::FAULT_STATUS,
+            sendable_list()
         ))
     };
     let status = |s: &str| {
         s.trim()
             .parse::<u16>()
             .ok()
-            .filter(|c| (400..=599).contains(c))
+            .filter(|c| sendable(*c))
             .ok_or_else(bad)
     };
     if !value.contains([':', ',']) {
@@ -673,21 +709,20 @@ mod tests {
         assert_eq!(fails, [Some(503), Some(503), None, None]);
     }
 
-    /// Weighted statuses come out in about their proportions, and any status
-    /// validation accepts is the one drawn, 599 included.
+    /// Weighted statuses come out in about their proportions.
     #[test]
     fn weighted_statuses() {
         let faults = Faults::new(FaultSettings {
             fail: true,
-            fail_statuses: [("503".to_owned(), 3), ("599".to_owned(), 1)].into(),
+            fail_statuses: [("503".to_owned(), 3), ("500".to_owned(), 1)].into(),
             retry_after_s: 7,
             seed: Some(1),
             ..FaultSettings::default()
         });
         let plans = draws(&faults, 400);
         let n503 = plans.iter().filter(|p| p.fail == Some(503)).count();
-        let n599 = plans.iter().filter(|p| p.fail == Some(599)).count();
-        assert_eq!(n503 + n599, 400);
+        let n500 = plans.iter().filter(|p| p.fail == Some(500)).count();
+        assert_eq!(n503 + n500, 400);
         assert!((260..=340).contains(&n503), "{n503} of 400 were 503 at 3:1");
         assert!(plans
             .iter()
@@ -812,10 +847,18 @@ mod tests {
             fail_status: 200,
             ..FaultSettings::default()
         });
-        assert_eq!(
-            (s.key, s.expected.as_str()),
-            ("fault.fail_status", "400..=599")
+        assert_eq!(s.key, "fault.fail_status");
+        assert!(
+            s.expected
+                .starts_with("one of 400..=418, 421..=426, 428, 429, 431, 451, 500..=508"),
+            "{}",
+            s.expected
         );
+        let unnamed = bad(FaultSettings {
+            fail_status: 599,
+            ..FaultSettings::default()
+        });
+        assert_eq!(unnamed.key, "fault.fail_status");
         let nan = bad(FaultSettings {
             probability: f64::NAN,
             ..FaultSettings::default()

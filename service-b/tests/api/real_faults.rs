@@ -91,17 +91,20 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "fail",
-        file: "fail = true\nfail_status = 599",
-        headers: &[("x-fault-status", "599")],
+        file: "fail = true\nfail_statuses = { 429 = 1 }",
+        headers: &[("x-fault-status", "429:1")],
         kind: Some("upstream_status"),
-        http_status: 599,
-        detail: "A answered 599",
+        http_status: 429,
+        detail: "A answered 429 Too Many Requests (injected by A)",
         a_status: "error",
     },
     Case {
         name: "delay",
         file: "delay_p50_ms = 5\ndelay_p99_ms = 20",
-        headers: &[("x-fault-delay-p50-ms", "5"), ("x-fault-delay-p99-ms", "20")],
+        headers: &[
+            ("x-fault-delay-p50-ms", "5"),
+            ("x-fault-delay-p99-ms", "20"),
+        ],
         kind: None,
         http_status: 200,
         detail: "",
@@ -123,7 +126,11 @@ fn check(case: &Case, a: &Proc, reply: &Reply) {
         }
     }
     let line = a.wait_line(&["endpoint=/echo", &format!("fault={}", case.name)]);
-    assert_eq!(field(&line, "status").as_deref(), Some(case.a_status), "{line}");
+    assert_eq!(
+        field(&line, "status").as_deref(),
+        Some(case.a_status),
+        "{line}"
+    );
     let metrics = get(&format!("{}/metrics", a.url)).body;
     let sample = format!("faults_injected_total{{fault=\"{}\"}}", case.name);
     assert_eq!(metric(&metrics, &sample), 1.0, "{sample} in {metrics}");
@@ -169,7 +176,10 @@ fn answers_are_marked_with_their_faults() {
     assert!(text.contains("x-fault-injected: truncate\r\n"), "{text}");
 
     let bad = echo(&[("x-fault-bad-body", "1")]);
-    assert_eq!((bad.status, bad.header("x-fault-injected")), (200, Some("bad_body")));
+    assert_eq!(
+        (bad.status, bad.header("x-fault-injected")),
+        (200, Some("bad_body"))
+    );
 
     let limited = echo(&[("x-fault-status", "429"), ("x-fault-retry-after-s", "3")]);
     assert_eq!(limited.status, 429);
@@ -180,7 +190,17 @@ fn answers_are_marked_with_their_faults() {
     assert_eq!(slow.header("x-fault-injected"), Some("delay,body_delay"));
 
     for _ in 0..20 {
-        let status = echo(&[("x-fault-status", "503:1,420:1")]).status;
-        assert!(status == 503 || status == 420, "{status}");
+        let status = echo(&[("x-fault-status", "503:1,418:1")]).status;
+        assert!(status == 503 || status == 418, "{status}");
     }
+    // A status B could not read back is refused where it is asked for.
+    let refused = echo(&[("x-fault-status", "599")]);
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused
+            .str("error")
+            .contains("431, 451, 500..=508, 510, 511"),
+        "{}",
+        refused.body
+    );
 }

@@ -108,3 +108,17 @@ fn start_line() {
     assert!(first.contains("config="), "{first}");
     let _ = a_config("");
 }
+
+/// `--version` prints the binary's own name and the workspace version, and exits 0.
+#[test]
+fn version_names_the_binary() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_service-a"))
+        .arg("--version")
+        .output()
+        .expect("run service-a --version");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("service-a {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -98,7 +98,7 @@ impl Service {
                 .num("drained", stopped == Stopped::Drained)
                 .emit();
         });
-        fastrace::flush();
+        crate::trace::flush();
         crate::log::flush();
         std::process::exit(0)
     }

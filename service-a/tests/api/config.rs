@@ -26,6 +26,15 @@ fn bad_configs_exit_2() {
         ("[server]\nhost = \"localhost\"\n", "server.host"),
         ("[fault]\ndelay_ms = \"slow\"\n", "fault.delay_ms"),
         ("[fault\n", "line 1"),
+        ("[trace]\nreport = \"jaeger\"\n", "trace.report"),
+        (
+            "[trace]\nendpoint = \"127.0.0.1:4318\"\n",
+            "trace.endpoint = \"127.0.0.1:4318\", expected an http:// URL",
+        ),
+        (
+            "[trace]\ntimeout_ms = 0\n",
+            "trace.timeout_ms = 0, expected 1..=60000",
+        ),
     ];
     for (toml, expected) in cases {
         testkit::assert_bad_config(env!("CARGO_BIN_EXE_service-a"), toml, expected);

@@ -1,7 +1,8 @@
 """A minimal OTLP/HTTP trace receiver for the tests: decodes each JSON body with
 the official opentelemetry-proto messages and prints one JSON line per span.
 
-Prints `listening PORT` first (it binds 127.0.0.1 on a free port). Every POST to
+Prints `listening PORT` first (it binds 127.0.0.1 on a free port, or on the
+port given as its one argument: `python3 otlp_receiver.py 4318`). Every POST to
 /v1/traces is parsed strictly into ExportTraceServiceRequest (an unknown field
 or a wrong type is a 400 and an `error ...` line, so a malformed export fails
 the test that reads these lines); each span is then printed as
@@ -92,7 +93,8 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    server = HTTPServer(("127.0.0.1", port), Receiver)
     print(f"listening {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

@@ -31,3 +31,11 @@ demo:
 # A and B beside nginx under wrk (release build).  (cargo run --release -p lab -- bench)
 bench seconds="15":
     cargo run --release -q -p lab -- bench --seconds {{seconds}}
+
+# OCI images of both services, FROM scratch, with buildah (no registry, no runtime).  (bash deploy/image.sh)
+image tag="":
+    bash deploy/image.sh {{tag}}
+
+# The Kubernetes manifests as applied: Deployments, Services, A's ConfigMap.  (kubectl kustomize deploy/k8s)
+manifests:
+    kubectl kustomize deploy/k8s

@@ -152,7 +152,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
 fn forward(exchange: &Exchange, req: &Request) -> Forward {
     Forward {
         trace_id: exchange.trace_id.clone(),
-        traceparent: Some(exchange.traceparent()),
+        parent: Some(exchange.context()),
         faults: Forward::faults_of(req),
     }
 }

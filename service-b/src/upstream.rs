@@ -11,6 +11,8 @@
 
 use std::time::{Duration, Instant};
 
+use fastrace::collector::SpanContext;
+use fastrace::Span;
 use http_types::{Method, Request, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -24,7 +26,7 @@ use service_runtime::head::{MAX_HEADERS, MAX_HEAD_BYTES};
 use service_runtime::http::ApiError;
 use service_runtime::log::Line;
 use service_runtime::metrics::latency_histogram;
-use service_runtime::wire;
+use service_runtime::{trace, wire};
 use smol::future::FutureExt as _;
 use smol::Timer;
 use url::Url;
@@ -140,8 +142,9 @@ const HEAD_ROOM: usize = 256;
 pub struct Forward {
     /// The trace id of B's request, for attempt and breaker log lines.
     pub trace_id: String,
-    /// `traceparent` for A: same trace, B's call span as parent.
-    pub traceparent: Option<String>,
+    /// B's request span: each attempt's client span is its child, and A's
+    /// request span the child of that (its `traceparent`).
+    pub parent: Option<SpanContext>,
     /// The caller's `x-fault-*` headers, passed on untouched.
     pub faults: Vec<(String, String)>,
 }
@@ -421,11 +424,21 @@ impl Upstream {
     ) -> Result<T, CallError> {
         self.metrics.attempts.inc();
         let remaining = deadline.saturating_duration_since(Instant::now());
+        // One CLIENT span per attempt, ended when this function returns (or its
+        // future is dropped): retries show as siblings under B's request span.
+        let span = forward.parent.map(|parent| {
+            Span::root(format!("GET {}", url.path()), parent)
+                .with_property(|| (trace::SPAN_KIND, "client"))
+        });
+        let traceparent = forward
+            .parent
+            .zip(span.as_ref())
+            .map(|(parent, span)| trace::outgoing(span, parent));
         let call = async {
             // A request built from the parsed Url: `client.get(&str)` would parse it again.
             let mut req = surf::Request::new(Method::Get, url);
             req.insert_header(wire::REQUEST_TIMEOUT_MS, remaining.as_millis().to_string());
-            if let Some(tp) = &forward.traceparent {
+            if let Some(tp) = &traceparent {
                 req.insert_header(wire::TRACEPARENT, tp.as_str());
             }
             for (name, value) in &forward.faults {
@@ -448,7 +461,11 @@ impl Upstream {
             Timer::at(deadline).await;
             Err(classify::timeout(self.timeout.as_millis()))
         };
-        call.or(expire).await
+        let result = call.or(expire).await;
+        if let (Some(span), Err(e)) = (&span, &result) {
+            span.add_property(|| ("error.type", e.kind.as_str()));
+        }
+        result
     }
 
     fn log_breaker(&self, change: Option<State>, forward: &Forward) {

@@ -211,7 +211,11 @@ impl ConfigSource {
         }
         let figment = figment.merge(Env::prefixed(self.env_prefix).split("__"));
         let settings: T = figment.extract().map_err(|e| self.describe(e))?;
-        settings.validate().map_err(|bad| {
+        // `[trace]` is the runtime's own section: checked here for every service.
+        let checked = settings
+            .validate()
+            .and_then(|()| settings.trace().validate());
+        checked.map_err(|bad| {
             let origin = figment
                 .find_metadata(bad.key)
                 .map(|md| self.origin(md, bad.key))
@@ -409,6 +413,8 @@ mod tests {
     #[serde(deny_unknown_fields, default)]
     struct Demo {
         server: DemoServer,
+        #[serde(skip)]
+        trace: TraceSettings,
     }
 
     #[derive(Debug, Serialize, Deserialize)]
@@ -437,7 +443,7 @@ mod tests {
         }
 
         fn trace(&self) -> &TraceSettings {
-            unimplemented!("not needed by these tests")
+            &self.trace
         }
     }
 

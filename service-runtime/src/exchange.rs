@@ -46,7 +46,7 @@ impl Exchange {
         Self {
             service,
             trace,
-            span: Span::root(service, trace),
+            span: Span::root(service, trace).with_property(|| (trace::SPAN_KIND, "server")),
             trace_id: trace::trace_id(&trace),
             endpoint: "other",
             path: req.url().path().to_owned(),
@@ -61,9 +61,10 @@ impl Exchange {
         &self.path
     }
 
-    /// The `traceparent` to send downstream from inside this request.
-    pub fn traceparent(&self) -> String {
-        trace::outgoing(&self.span, self.trace)
+    /// This request's span as a parent, for spans of work it does downstream
+    /// (B's calls to A).
+    pub fn context(&self) -> SpanContext {
+        trace::context(&self.span, self.trace)
     }
 
     /// Writes the request's log line (`status`, `http_status`, then `extra`
@@ -89,6 +90,12 @@ impl Exchange {
         extra: impl FnOnce(Line) -> Line,
     ) {
         let latency = self.started.elapsed();
+        self.span.add_properties(|| {
+            [
+                ("http.route", self.endpoint.to_owned()),
+                ("http.response.status_code", http_status.to_string()),
+            ]
+        });
         let line = Line::new(self.service)
             .str("endpoint", &self.path)
             .str("status", status)

@@ -13,7 +13,8 @@
 //! - [`http`]: what a handler replies, JSON answers, the one error type, query decoding.
 //! - [`log`]: one logfmt (or JSON) line per event, never split by a client, never blocking.
 //! - [`metrics`]: `/metrics` in Prometheus text format; requests by endpoint and status.
-//! - [`trace`]: W3C `traceparent` in and out, so one call has one trace id.
+//! - [`trace`]: W3C `traceparent` in and out, so one call has one trace id; `[trace]`.
+//! - [`otlp`]: finished spans to an OpenTelemetry collector, never holding up a request.
 //! - [`cli`]: `--config PATH`, and how start-up failures exit.
 //! - [`signals`]: SIGINT / SIGTERM stop a service; SIGHUP never does.
 
@@ -31,6 +32,7 @@ pub mod head;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod otlp;
 pub mod server;
 pub mod service;
 pub mod signals;

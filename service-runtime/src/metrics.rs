@@ -61,6 +61,9 @@ impl HttpMetrics {
             "Time from request head to answer, by endpoint",
             me.latency.clone(),
         );
+        // Here so that every service that counts requests also shows its
+        // span exporter's counters (process-wide; see `otlp.rs`).
+        crate::otlp::register_metrics(registry);
         me
     }
 

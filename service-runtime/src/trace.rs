@@ -3,13 +3,18 @@
 //!
 //! Spans are fastrace's. By default (`[trace] report = "off"`) they go nowhere
 //! and the ids still tie the log lines together; `report = "log"` writes each
-//! finished span as an `event=span` line, for seeing where a call's time went.
+//! finished span as an `event=span` line, for seeing where a call's time went;
+//! `report = "otlp"` sends them to an OpenTelemetry collector (`otlp.rs`).
+
+use std::time::Duration;
 
 use fastrace::collector::{Reporter, SpanContext, SpanId, SpanRecord};
 use fastrace::Span;
 use http_types::Request;
 use serde::{Deserialize, Serialize};
+use url::Url;
 
+use crate::config::Invalid;
 use crate::log::Line;
 
 /// Where finished spans go.
@@ -21,24 +26,99 @@ pub enum Report {
     Off,
     /// One `event=span` log line per finished span.
     Log,
+    /// OTLP/HTTP (JSON) to `[trace] endpoint`, e.g. an OpenTelemetry Collector or Jaeger.
+    Otlp,
 }
 
 /// `[trace]` in both services' configs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TraceSettings {
-    /// `off` (default) or `log`.
+    /// `off` (default), `log` or `otlp`.
     pub report: Report,
+    /// With `otlp`: the collector's base URL; spans are POSTed to `<endpoint>/v1/traces`.
+    pub endpoint: String,
+    /// With `otlp`: the longest one export may take (connect, send, answer);
+    /// past it that batch is dropped and counted, never retried.
+    pub timeout_ms: u64,
 }
 
-/// Starts span reporting as `settings` say, for `service`.
+impl Default for TraceSettings {
+    fn default() -> Self {
+        Self {
+            report: Report::Off,
+            // The OTLP/HTTP port every collector (and Jaeger) listens on by default.
+            endpoint: "http://127.0.0.1:4318".to_owned(),
+            timeout_ms: 2000,
+        }
+    }
+}
+
+/// Names the one place a span kind is carried: a property the OTLP exporter
+/// turns into the span's kind (and the log reporter shows like any other).
+pub const SPAN_KIND: &str = "span.kind";
+
+impl TraceSettings {
+    /// Checks every `[trace]` key, even when `report` does not use them, so a
+    /// typo is caught before it matters.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.traces_url()?;
+        Invalid::check_range("trace.timeout_ms", self.timeout_ms, 1..=60_000)
+    }
+
+    /// `<endpoint>/v1/traces`, checked: plain `http` with a host (the exporter
+    /// speaks no TLS; a collector sidecar or node agent is reached in the clear).
+    pub fn traces_url(&self) -> Result<Url, Invalid> {
+        let invalid = || Invalid {
+            key: "trace.endpoint",
+            value: format!("{:?}", self.endpoint),
+            expected: "an http:// URL with a host, e.g. \"http://127.0.0.1:4318\"".to_owned(),
+        };
+        let url = Url::parse(&self.endpoint).map_err(|_| invalid())?;
+        let plain = url.scheme() == "http"
+            && url.host_str().is_some()
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty();
+        if !plain {
+            return Err(invalid());
+        }
+        // As OTEL_EXPORTER_OTLP_ENDPOINT: a base URL, the signal's path appended.
+        let base = url.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}/v1/traces")).map_err(|_| invalid())
+    }
+
+    /// The export timeout as a `Duration`.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// Starts span reporting as `settings` say (already validated), for `service`.
 pub fn init(service: &'static str, settings: &TraceSettings) {
-    if settings.report == Report::Log {
-        fastrace::set_reporter(
+    match settings.report {
+        Report::Off => {}
+        Report::Log => fastrace::set_reporter(
             LogReporter { service },
             fastrace::collector::Config::default(),
-        );
+        ),
+        Report::Otlp => {
+            if let Ok(url) = settings.traces_url() {
+                fastrace::set_reporter(
+                    crate::otlp::Exporter::start(service, url, settings.timeout()),
+                    fastrace::collector::Config::default(),
+                );
+            }
+        }
     }
+}
+
+/// Hands every finished span to the reporter and, with `otlp`, waits up to
+/// the export timeout for them to be sent: at exit, so the last second's
+/// spans are not lost.
+pub fn flush() {
+    fastrace::flush();
+    crate::otlp::drain();
 }
 
 /// Writes finished spans as log lines.
@@ -74,12 +154,17 @@ pub fn incoming(req: &Request) -> SpanContext {
         .unwrap_or_else(SpanContext::random)
 }
 
-/// The `traceparent` to send downstream for work done inside `span`.
-pub fn outgoing(span: &Span, trace: SpanContext) -> String {
+/// `span` (of `trace`) as the parent of further spans: its own context, or a
+/// fresh span id in the same trace when spans are not collected.
+pub fn context(span: &Span, trace: SpanContext) -> SpanContext {
     SpanContext::from_span(span)
         .unwrap_or_else(|| SpanContext::new(trace.trace_id, SpanId::random()))
         .sampled(true)
-        .encode_w3c_traceparent()
+}
+
+/// The `traceparent` to send downstream for work done inside `span`.
+pub fn outgoing(span: &Span, trace: SpanContext) -> String {
+    context(span, trace).encode_w3c_traceparent()
 }
 
 /// The trace id as logged: 32 lowercase hex digits.
@@ -108,6 +193,40 @@ mod tests {
         let fresh = trace_id(&incoming(&req));
         assert_eq!(fresh.len(), 32);
         assert_ne!(fresh, "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    /// The endpoint must be a plain http:// base URL; `/v1/traces` is appended once.
+    #[test]
+    fn endpoint_is_checked_and_extended() {
+        let with = |endpoint: &str| TraceSettings {
+            endpoint: endpoint.to_owned(),
+            ..TraceSettings::default()
+        };
+        assert_eq!(
+            with("http://127.0.0.1:4318").traces_url().unwrap().as_str(),
+            "http://127.0.0.1:4318/v1/traces"
+        );
+        assert_eq!(
+            with("http://otel-collector:4318/")
+                .traces_url()
+                .unwrap()
+                .as_str(),
+            "http://otel-collector:4318/v1/traces"
+        );
+        for bad in [
+            "127.0.0.1:4318",
+            "https://x:4318",
+            "http://",
+            "http://x/?a=1",
+            "",
+        ] {
+            assert_eq!(
+                with(bad).validate().unwrap_err().key,
+                "trace.endpoint",
+                "{bad}"
+            );
+        }
+        assert!(TraceSettings::default().validate().is_ok());
     }
 
     /// What B sends A carries the same trace id.

@@ -19,13 +19,22 @@ fn bad_configs_exit_2() {
         ),
         (
             "[fault]\nfail_status = 200\n",
-            "fault.fail_status = 200, expected 400..=599",
+            "fault.fail_status = 200, expected one of 400..=418, 421..=426, 428, 429, 431, 451, 500..=508, 510, 511",
         ),
         ("[fault]\ndelay = 5\n", "fault.delay: unknown field"),
         ("[faults]\n", "faults: unknown field"),
         ("[server]\nhost = \"localhost\"\n", "server.host"),
         ("[fault]\ndelay_ms = \"slow\"\n", "fault.delay_ms"),
         ("[fault\n", "line 1"),
+        ("[trace]\nreport = \"jaeger\"\n", "trace.report"),
+        (
+            "[trace]\nendpoint = \"127.0.0.1:4318\"\n",
+            "trace.endpoint = \"127.0.0.1:4318\", expected an http:// URL",
+        ),
+        (
+            "[trace]\ntimeout_ms = 0\n",
+            "trace.timeout_ms = 0, expected 1..=60000",
+        ),
     ];
     for (toml, expected) in cases {
         testkit::assert_bad_config(env!("CARGO_BIN_EXE_service-a"), toml, expected);
@@ -107,4 +116,18 @@ fn start_line() {
     assert!(!first.contains(":0 "), "{first}");
     assert!(first.contains("config="), "{first}");
     let _ = a_config("");
+}
+
+/// `--version` prints the binary's own name and the workspace version, and exits 0.
+#[test]
+fn version_names_the_binary() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_service-a"))
+        .arg("--version")
+        .output()
+        .expect("run service-a --version");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("service-a {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }

@@ -7,6 +7,7 @@ mod failures;
 mod http_edge;
 mod netns;
 mod observability;
+mod otlp;
 mod pool;
 mod real_faults;
 mod resilience;

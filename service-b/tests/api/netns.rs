@@ -184,3 +184,47 @@ fn network_latency_meets_the_deadline() {
         reply.elapsed
     );
 }
+
+/// The course's two failures across a real link, A on a host of its own (a
+/// namespace behind a veth pair), as students who run A and B on two
+/// machines see them: A slower than the deadline is a `timeout` on time; A
+/// stopped is `connection_refused`, at once; A back is served again.
+#[test]
+#[ignore = "needs root and iproute2; .ci/run runs it"]
+fn the_course_across_a_link() {
+    let _clock = crate::timing();
+    let net = Net::create();
+    let mut a = net.start_a();
+    let b = start_b(&a.url, 300);
+    let call = |headers: &[(&str, &str)]| {
+        testkit::http::get_with(&format!("{}/call-echo?msg=link", b.url), headers)
+    };
+    assert_eq!(call(&[]).status, 200);
+
+    let slow = call(&[("x-fault-delay-ms", "1000")]);
+    assert_eq!(slow.json()["error"], "timeout", "{}", slow.body);
+    let on_time = Duration::from_millis(300)..Duration::from_millis(350);
+    assert!(on_time.contains(&slow.elapsed), "{:?}", slow.elapsed);
+
+    let port = a.port();
+    let relaunch = a.relaunch(
+        binary("service-a"),
+        &format!("[server]\nhost = \"{}\"\nport = {port}\n", net.a_ip),
+    );
+    a.kill();
+    let stopped = call(&[]);
+    assert_eq!(
+        stopped.json()["error"],
+        "connection_refused",
+        "{}",
+        stopped.body
+    );
+    assert!(
+        stopped.elapsed < Duration::from_millis(100),
+        "{:?}",
+        stopped.elapsed
+    );
+
+    let _a = relaunch.wrapped(&["ip", "netns", "exec", &net.ns]).start();
+    assert_eq!(call(&[]).status, 200);
+}

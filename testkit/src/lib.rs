@@ -6,11 +6,13 @@
 //! - [`Proc`]: a real service binary, started on a free port with a temporary
 //!   config, its log lines collected, waited on by events (never by sleeps).
 //! - [`http`]: a tiny blocking HTTP/1.1 client that also sends raw bytes.
+//! - [`edge`]: checks of the HTTP edge both services share (refusals, HTTP/1.0).
 //! - [`fake`]: a fake A that misbehaves the ways a real peer can.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
 
+pub mod edge;
 pub mod fake;
 pub mod http;
 

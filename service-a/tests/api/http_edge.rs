@@ -9,8 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use testkit::http::{get, is_close, parse, parse_all, Conn, Reply};
-use testkit::{field, rss_kib, Launch, Proc};
+use testkit::edge::{
+    assert_counted, assert_http10_rules, assert_refusal, assert_refused, exchange, shorten,
+};
+use testkit::http::{get, is_close, Conn};
+use testkit::{rss_kib, Launch, Proc};
 
 /// The header timeout of most tests here: short, so that every test is fast.
 const HEADER_TIMEOUT_MS: u64 = 300;
@@ -27,85 +30,6 @@ fn config(server: &str, fault: &str) -> String {
 /// A with a short header timeout and no faults.
 fn a_quick() -> Proc {
     a_with(&format!("header_timeout_ms = {HEADER_TIMEOUT_MS}"), "")
-}
-
-/// Sends `bytes` on a fresh connection; reads until the server closes (at most `patience`).
-fn exchange(a: &Proc, bytes: &[u8], patience: Duration) -> (Reply, Duration) {
-    let mut conn = Conn::open(a.authority());
-    let started = Instant::now();
-    // The server may close before it has read everything: that is allowed.
-    if let Err(e) = conn.stream().write_all(bytes) {
-        assert!(is_close(&e), "write: {e}");
-    }
-    let closing = conn.read_to_close(patience);
-    assert!(
-        closing.closed,
-        "{:?}: not closed within {patience:?}; read {:?}",
-        shorten(bytes),
-        closing.text()
-    );
-    assert!(
-        closing.bytes.starts_with(b"HTTP/1.1 "),
-        "{:?}: no answer before the close: {:?}",
-        shorten(bytes),
-        closing.text()
-    );
-    (parse(&closing.bytes, started.elapsed()), started.elapsed())
-}
-
-/// The first 200 bytes of a request, for messages.
-fn shorten(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned()
-}
-
-/// The refusal contract: `status`, a JSON `{"error": ...}` with its type and
-/// length (the close was checked by the caller); one log line with
-/// `status=error http_status=NNN` and `error=` (after line `from`); a count in
-/// `/metrics` for `code="NNN"`.
-fn assert_refusal(a: &Proc, from: usize, reply: &Reply, status: u16) {
-    assert_eq!(reply.status, status, "{reply:?}");
-    assert_eq!(
-        reply.header("content-type"),
-        Some("application/json"),
-        "{reply:?}"
-    );
-    assert_eq!(
-        reply.header("content-length"),
-        Some(reply.body.len().to_string().as_str()),
-        "{reply:?}"
-    );
-    assert!(!reply.str("error").is_empty(), "{reply:?}");
-    let line = a.wait_line_after(from, &[&format!("status=error http_status={status}")]);
-    assert!(field(&line, "error").is_some(), "{line}");
-    assert_counted(&a.url, status);
-    // The /metrics request's own line proves every earlier line is written.
-    a.wait_line_after(from, &["endpoint=/metrics"]);
-    let logged = a.lines()[from..]
-        .iter()
-        .filter(|l| l.contains(&format!("http_status={status}")))
-        .count();
-    assert_eq!(logged, 1, "{:#?}", &a.lines()[from..]);
-}
-
-/// `/metrics` has an `http_requests_total` sample with `code="NNN"` and value >= 1.
-fn assert_counted(url: &str, status: u16) {
-    let text = get(&format!("{url}/metrics")).body;
-    let code = format!("code=\"{status}\"");
-    let counted = text
-        .lines()
-        .filter(|l| l.starts_with("http_requests_total{") && l.contains(&code))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .any(|v| v >= 1.0);
-    assert!(counted, "no http_requests_total with {code} in:\n{text}");
-}
-
-/// Sends `bytes` and checks the whole refusal contract, answered within `patience`.
-fn assert_refused(a: &Proc, bytes: &[u8], status: u16, patience: Duration) -> Duration {
-    let from = a.line_count();
-    let (reply, took) = exchange(a, bytes, patience);
-    assert_eq!(reply.status, status, "{:?}: {reply:?}", shorten(bytes));
-    assert_refusal(a, from, &reply, status);
-    took
 }
 
 /// Writes `first`, then `chunk` again and again until `max_bytes`, a write error
@@ -549,30 +473,7 @@ fn pipelined_requests_are_answered_in_order() {
 /// with `Connection: keep-alive` the connection stays for a second request.
 #[test]
 fn http_1_0_closes_unless_kept_alive() {
-    let a = a_with("header_timeout_ms = 10000", "");
-    let mut conn = Conn::open(a.authority());
-    conn.write_raw(b"GET /health HTTP/1.0\r\n\r\n");
-    let closing = conn.read_to_close(Duration::from_secs(1));
-    assert!(closing.closed, "not closed: {:?}", closing.text());
-    let replies = parse_all(&closing.bytes);
-    assert_eq!(replies.len(), 1, "{:?}", closing.text());
-    assert_eq!(replies[0].status, 200);
-    assert!(
-        replies[0].header("content-length").is_some(),
-        "{:?}",
-        closing.text()
-    );
-
-    let mut conn = Conn::open(a.authority());
-    for _ in 0..2 {
-        conn.write_raw(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-        let reply = conn.read_reply(Duration::from_secs(1)).unwrap();
-        assert_eq!(reply.status, 200);
-        assert_eq!(
-            reply.header("connection").map(str::to_ascii_lowercase),
-            Some("keep-alive".to_owned())
-        );
-    }
+    assert_http10_rules(&a_with("header_timeout_ms = 10000", ""));
 }
 
 /// Counted when A starts an injected delay: the event to wait for before

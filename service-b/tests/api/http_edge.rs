@@ -2,13 +2,13 @@
 //! checks of it, plus what only B has: requests it cannot pass on to A as they
 //! are, and clients that leave while B waits on A.
 
-use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use testkit::edge::{assert_http10_rules, assert_json_error, assert_refusal, exchange};
 use testkit::fake::refused_url;
-use testkit::http::{get, get_with, is_close, parse, parse_all, Conn, Reply};
-use testkit::{field, Launch, Proc};
+use testkit::http::{get, get_with, parse, Conn, Reply};
+use testkit::{Launch, Proc};
 
 use crate::{b_config, start_a};
 
@@ -27,68 +27,6 @@ fn b_alone() -> Proc {
 
 /// The breaker on, opening after two failures.
 const BREAKER: &str = "\n[circuit_breaker]\nenabled = true\nfailure_threshold = 2\n";
-
-/// Sends `bytes` on a fresh connection and reads until the server closes (at
-/// most `patience`); returns the answer and how long it took.
-fn exchange(b: &Proc, bytes: &[u8], patience: Duration) -> (Reply, Duration) {
-    let mut conn = Conn::open(b.authority());
-    let started = Instant::now();
-    if let Err(e) = conn.stream().write_all(bytes) {
-        assert!(is_close(&e), "write: {e}");
-    }
-    let closing = conn.read_to_close(patience);
-    let what = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
-    assert!(
-        closing.closed,
-        "{what:?}: not closed within {patience:?}; read {:?}",
-        closing.text()
-    );
-    assert!(
-        closing.bytes.starts_with(b"HTTP/1.1 "),
-        "{what:?}: no answer before the close: {:?}",
-        closing.text()
-    );
-    (parse(&closing.bytes, started.elapsed()), started.elapsed())
-}
-
-/// `status` with a JSON `{"error": ...}`, its type and length.
-fn assert_json_error(reply: &Reply, status: u16) {
-    assert_eq!(reply.status, status, "{reply:?}");
-    assert_eq!(
-        reply.header("content-type"),
-        Some("application/json"),
-        "{reply:?}"
-    );
-    assert_eq!(
-        reply.header("content-length"),
-        Some(reply.body.len().to_string().as_str()),
-        "{reply:?}"
-    );
-    assert!(!reply.str("error").is_empty(), "{reply:?}");
-}
-
-/// The refusal contract: the JSON error, a log line with `status=error
-/// http_status=NNN` and `error=` (after line `from`), and a count in `/metrics`.
-fn assert_refusal(b: &Proc, from: usize, reply: &Reply, status: u16) {
-    assert_json_error(reply, status);
-    let line = b.wait_line_after(from, &[&format!("status=error http_status={status}")]);
-    assert!(field(&line, "error").is_some(), "{line}");
-    let text = get(&format!("{}/metrics", b.url)).body;
-    let code = format!("code=\"{status}\"");
-    let counted = text
-        .lines()
-        .filter(|l| l.starts_with("http_requests_total{") && l.contains(&code))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .any(|v| v >= 1.0);
-    assert!(counted, "no http_requests_total with {code} in:\n{text}");
-    // The /metrics request's own line proves every earlier line is written.
-    b.wait_line_after(from, &["endpoint=/metrics"]);
-    let logged = b.lines()[from..]
-        .iter()
-        .filter(|l| l.contains(&format!("http_status={status}")))
-        .count();
-    assert_eq!(logged, 1, "{:#?}", &b.lines()[from..]);
-}
 
 /// A request line past 8 KiB: 414, the refusal logged and counted, then a close.
 #[test]
@@ -185,30 +123,12 @@ fn pipelined_requests_are_answered_in_order() {
 /// `Connection: keep-alive` a second request on the same connection.
 #[test]
 fn http_1_0_closes_unless_kept_alive() {
-    let b = b_with("header_timeout_ms = 10000", &refused_url(), 1000, "");
-    let mut conn = Conn::open(b.authority());
-    conn.write_raw(b"GET /health HTTP/1.0\r\n\r\n");
-    let closing = conn.read_to_close(Duration::from_secs(1));
-    assert!(closing.closed, "not closed: {:?}", closing.text());
-    let replies = parse_all(&closing.bytes);
-    assert_eq!(replies.len(), 1, "{:?}", closing.text());
-    assert_eq!(replies[0].status, 200);
-    assert!(
-        replies[0].header("content-length").is_some(),
-        "{:?}",
-        closing.text()
-    );
-
-    let mut conn = Conn::open(b.authority());
-    for _ in 0..2 {
-        conn.write_raw(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-        let reply = conn.read_reply(Duration::from_secs(1)).unwrap();
-        assert_eq!(reply.status, 200);
-        assert_eq!(
-            reply.header("connection").map(str::to_ascii_lowercase),
-            Some("keep-alive".to_owned())
-        );
-    }
+    assert_http10_rules(&b_with(
+        "header_timeout_ms = 10000",
+        &refused_url(),
+        1000,
+        "",
+    ));
 }
 
 /// A client that leaves while B waits on a slow A: B logs 499 at once, and

@@ -118,3 +118,37 @@ pub fn assert_http10_rules(p: &Proc) {
         );
     }
 }
+
+/// `ab -n 2000 -c 20` against `url`, then the same with keep-alive (`-k`):
+/// every request complete, none failed, none non-2xx, and bytes that really
+/// came back. Panics, naming the package, where `ab` is not installed.
+pub fn assert_ab_clean(url: &str) {
+    for keep_alive in [false, true] {
+        let mut cmd = std::process::Command::new("ab");
+        cmd.args(["-q", "-n", "2000", "-c", "20"]);
+        if keep_alive {
+            cmd.arg("-k");
+        }
+        let out = cmd
+            .arg(url)
+            .output()
+            .unwrap_or_else(|e| panic!("`ab` (apache2-utils) is needed: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "ab (keep-alive {keep_alive}) {url}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let value = |key: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or_else(|| panic!("no {key:?} in {text}"))
+        };
+        assert_eq!(value("Complete requests:"), 2000, "{text}");
+        assert_eq!(value("Failed requests:"), 0, "{text}");
+        assert!(!text.contains("Non-2xx responses"), "{text}");
+        assert!(value("Total transferred:") > 0, "{text}");
+        assert!(value("HTML transferred:") > 0, "{text}");
+    }
+}

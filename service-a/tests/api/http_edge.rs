@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use testkit::edge::{
-    assert_counted, assert_http10_rules, assert_refusal, assert_refused, exchange, shorten,
+    assert_ab_clean, assert_counted, assert_http10_rules, assert_refusal, assert_refused, exchange,
+    shorten,
 };
 use testkit::http::{get, is_close, Conn};
 use testkit::{rss_kib, Launch, Proc};
@@ -566,33 +567,6 @@ fn sighup_reloads_the_config() {
     assert_eq!(get(&format!("{}/echo?msg=x", a.url)).status, 500);
 }
 
-/// Parses `ab`'s report: complete and failed requests, bytes transferred.
-fn ab(args: &[&str], url: &str) -> String {
-    let out = Command::new("ab")
-        .args(args)
-        .arg(url)
-        .output()
-        .unwrap_or_else(|e| panic!("`ab` (apache2-utils) is needed: {e}"));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "ab {args:?} {url}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let value = |key: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {key:?} in {text}"))
-    };
-    assert_eq!(value("Complete requests:"), 2000, "{text}");
-    assert_eq!(value("Failed requests:"), 0, "{text}");
-    assert!(!text.contains("Non-2xx responses"), "{text}");
-    assert!(value("Total transferred:") > 0, "{text}");
-    assert!(value("HTML transferred:") > 0, "{text}");
-    text
-}
-
 /// `ab -n 2000 -c 20`, with and without keep-alive: no failed request.
 #[test]
 #[ignore = "needs ab (apache2-utils); .ci/run installs it and runs ignored tests"]
@@ -600,9 +574,7 @@ fn ab_load_has_no_failures() {
     let a = Launch::new(env!("CARGO_BIN_EXE_service-a"), &config("", ""))
         .discard_lines()
         .start();
-    let url = format!("{}/health", a.url);
-    ab(&["-q", "-n", "2000", "-c", "20"], &url);
-    ab(&["-q", "-k", "-n", "2000", "-c", "20"], &url);
+    assert_ab_clean(&format!("{}/health", a.url));
 }
 
 /// A body trickled a byte at a time holds its slot no longer than one that

@@ -5,7 +5,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use testkit::edge::{assert_http10_rules, assert_json_error, assert_refusal, exchange};
+use testkit::edge::{
+    assert_ab_clean, assert_http10_rules, assert_json_error, assert_refusal, exchange,
+};
 use testkit::fake::refused_url;
 use testkit::http::{get, get_with, parse, Conn, Reply};
 use testkit::{Launch, Proc};
@@ -262,35 +264,7 @@ fn ab_load_through_b_has_no_failures() {
     let b = Launch::new(env!("CARGO_BIN_EXE_service-b"), &b_config(&a.url, 2000))
         .discard_lines()
         .start();
-    let url = format!("{}/call-echo?msg=x", b.url);
-    for args in [
-        &["-n", "2000", "-c", "20"][..],
-        &["-k", "-n", "2000", "-c", "20"],
-    ] {
-        let out = Command::new("ab")
-            .arg("-q")
-            .args(args)
-            .arg(&url)
-            .output()
-            .unwrap_or_else(|e| panic!("`ab` (apache2-utils) is needed: {e}"));
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "ab {args:?}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let value = |key: &str| -> u64 {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                .unwrap_or_else(|| panic!("no {key:?} in {text}"))
-        };
-        assert_eq!(value("Complete requests:"), 2000, "{text}");
-        assert_eq!(value("Failed requests:"), 0, "{text}");
-        assert!(!text.contains("Non-2xx responses"), "{text}");
-        assert!(value("Total transferred:") > 0, "{text}");
-        assert!(value("HTML transferred:") > 0, "{text}");
-    }
+    assert_ab_clean(&format!("{}/call-echo?msg=x", b.url));
 }
 
 /// B short of file descriptors (`ulimit -n 64`, 150 calls at once while A is

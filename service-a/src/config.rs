@@ -34,12 +34,15 @@ impl Default for Settings {
     }
 }
 
-impl service_runtime::config::Settings for Settings {
+impl service_runtime::config::Validate for Settings {
     fn validate(&self) -> Result<(), Invalid> {
         self.server.validate()?;
+        self.trace.validate()?;
         self.fault.validate()
     }
+}
 
+impl service_runtime::config::Settings for Settings {
     fn server(&self) -> &ServerSettings {
         &self.server
     }

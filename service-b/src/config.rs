@@ -40,13 +40,16 @@ impl Default for Settings {
     }
 }
 
-impl service_runtime::config::Settings for Settings {
+impl service_runtime::config::Validate for Settings {
     fn validate(&self) -> Result<(), Invalid> {
         self.server.validate()?;
+        self.trace.validate()?;
         self.upstream.validate()?;
         self.circuit_breaker.validate()
     }
+}
 
+impl service_runtime::config::Settings for Settings {
     fn server(&self) -> &ServerSettings {
         &self.server
     }
@@ -64,7 +67,7 @@ impl service_runtime::config::Settings for Settings {
 mod tests {
     use super::*;
     use crate::kind::ErrorKind;
-    use service_runtime::config::Settings as _;
+    use service_runtime::config::Validate as _;
 
     fn with_url(url: &str) -> Settings {
         let mut s = Settings::default();

@@ -23,10 +23,7 @@ use crate::trace::TraceSettings;
 pub const EXIT_BAD_CONFIG: i32 = 2;
 
 /// A service's settings type: defaults, serde, and a check of every value.
-pub trait Settings: Default + Serialize + DeserializeOwned {
-    /// The first key whose value is out of range, if any.
-    fn validate(&self) -> Result<(), Invalid>;
-
+pub trait Settings: Validate {
     /// The `[server]` section.
     fn server(&self) -> &ServerSettings;
 
@@ -35,6 +32,13 @@ pub trait Settings: Default + Serialize + DeserializeOwned {
 
     /// The `[trace]` section.
     fn trace(&self) -> &TraceSettings;
+}
+
+/// What the loader needs of a settings file: its defaults, its shape, and
+/// a check of every value (the runtime's `[trace]` included, if it has one).
+pub trait Validate: Default + Serialize + DeserializeOwned {
+    /// The first key whose value is out of range, if any.
+    fn validate(&self) -> Result<(), Invalid>;
 }
 
 /// One value out of range: the dotted key, the value as given, and what is allowed.
@@ -154,7 +158,7 @@ impl ConfigSource {
     ///
     /// The file is read once ([`read`](Self::read)) and exactly those bytes
     /// are parsed ([`parse`](Self::parse)), as a live reload does.
-    pub fn load<T: Settings>(&self) -> Result<Loaded<T>, ConfigError> {
+    pub fn load<T: Validate>(&self) -> Result<Loaded<T>, ConfigError> {
         let snapshot = match self.read() {
             Ok(snapshot) => Some(snapshot),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.explicit => None,
@@ -195,7 +199,7 @@ impl ConfigSource {
     /// Settings from defaults, then `file` (the bytes of [`path`](Self::path);
     /// `None` when it is missing), then env. Errors name the file or env
     /// variable, the key and what is allowed, as at start-up.
-    pub fn parse<T: Settings>(&self, file: Option<&[u8]>) -> Result<T, ConfigError> {
+    pub fn parse<T: Validate>(&self, file: Option<&[u8]>) -> Result<T, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(T::default()));
         if let Some(bytes) = file {
             let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -211,11 +215,7 @@ impl ConfigSource {
         }
         let figment = figment.merge(Env::prefixed(self.env_prefix).split("__"));
         let settings: T = figment.extract().map_err(|e| self.describe(e))?;
-        // `[trace]` is the runtime's own section: checked here for every service.
-        let checked = settings
-            .validate()
-            .and_then(|()| settings.trace().validate());
-        checked.map_err(|bad| {
+        settings.validate().map_err(|bad| {
             let origin = figment
                 .find_metadata(bad.key)
                 .map(|md| self.origin(md, bad.key))
@@ -429,21 +429,10 @@ mod tests {
         }
     }
 
-    impl Settings for Demo {
+    impl Validate for Demo {
         fn validate(&self) -> Result<(), Invalid> {
-            Invalid::check_range("server.port", self.server.port, 0..=65535)
-        }
-
-        fn server(&self) -> &ServerSettings {
-            unimplemented!("not needed by these tests")
-        }
-
-        fn log(&self) -> &LogSettings {
-            unimplemented!("not needed by these tests")
-        }
-
-        fn trace(&self) -> &TraceSettings {
-            &self.trace
+            Invalid::check_range("server.port", self.server.port, 0..=65535)?;
+            self.trace.validate()
         }
     }
 

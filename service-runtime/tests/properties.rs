@@ -2,7 +2,7 @@
 //! no input may panic, and what is encoded comes back unchanged.
 
 use proptest::prelude::*;
-use service_runtime::config::{ConfigSource, Invalid, ServerSettings, Settings};
+use service_runtime::config::{ConfigSource, Invalid, ServerSettings, Validate};
 use service_runtime::http::query_param;
 use service_runtime::log::{escape, LogSettings};
 use service_runtime::trace::TraceSettings;
@@ -70,20 +70,12 @@ struct Shared {
     trace: TraceSettings,
 }
 
-impl Settings for Shared {
+impl Validate for Shared {
     fn validate(&self) -> Result<(), Invalid> {
         self.server
             .as_ref()
-            .map_or(Ok(()), ServerSettings::validate)
-    }
-    fn server(&self) -> &ServerSettings {
-        unimplemented!("not used by the loader")
-    }
-    fn log(&self) -> &LogSettings {
-        &self.log
-    }
-    fn trace(&self) -> &TraceSettings {
-        &self.trace
+            .map_or(Ok(()), ServerSettings::validate)?;
+        self.trace.validate()
     }
 }
 

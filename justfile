@@ -28,6 +28,11 @@ ci:
 demo:
     cargo lab demo
 
+# One experiment from experiments/ (course, retries, breaker, trickle, overload):
+# its report folder in runs/.  (cargo lab experiment experiments/NAME.toml)
+experiment name *args:
+    cargo lab experiment experiments/{{name}}.toml {{args}}
+
 # A and B beside nginx under wrk (release build).  (cargo run --release -p lab -- bench)
 bench seconds="15":
     cargo run --release -q -p lab -- bench --seconds {{seconds}}

@@ -5,6 +5,8 @@
 //! - `up`: both services in one terminal, logs prefixed, Ctrl+C stops both.
 //! - `demo`: every failure B names, as a Markdown transcript.
 //! - `bench`: A and B beside nginx under wrk, and B's failure paths under load.
+//! - `experiment`: timed phases of faults under steady load, checked and
+//!   reported (`experiment/mod.rs` says how it is split).
 //! - `procs`: building the services and running them as child processes.
 
 #![forbid(unsafe_code)]
@@ -12,6 +14,7 @@
 
 mod bench;
 mod demo;
+mod experiment;
 mod procs;
 mod up;
 
@@ -38,6 +41,23 @@ enum Command {
         #[arg(long, default_value_t = 15)]
         seconds: u32,
     },
+    /// Run an experiment file (experiments/*.toml) and write its report folder.
+    Experiment {
+        /// The experiment, e.g. experiments/course.toml.
+        file: std::path::PathBuf,
+        /// Exit 1 if any expectation is not met (for CI).
+        #[arg(long)]
+        check: bool,
+        /// Multiply every phase's duration by this (0.25 = a quarter as long).
+        #[arg(long, conflicts_with = "seconds")]
+        scale: Option<f64>,
+        /// Shorten (or stretch) the whole run to about this many seconds.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// The report folder (default: runs/<name>-<UTC time>/).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +65,24 @@ fn main() -> anyhow::Result<()> {
         Command::Up => up::run(),
         Command::Demo => demo::run(),
         Command::Bench { seconds } => bench::run(seconds),
+        Command::Experiment {
+            file,
+            check,
+            scale,
+            seconds,
+            out,
+        } => {
+            let scale = match (scale, seconds) {
+                (Some(f), _) => experiment::scenario::Scale::Factor(f),
+                (None, Some(s)) => experiment::scenario::Scale::Seconds(s),
+                (None, None) => experiment::scenario::Scale::Full,
+            };
+            let met = experiment::run(&experiment::Options { file, scale, out })?;
+            if check && !met {
+                eprintln!("lab | --check: an expectation was not met (see above)");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }

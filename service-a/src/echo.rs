@@ -18,7 +18,7 @@ use service_runtime::wire::{FAULT_INJECTED, REQUEST_TIMEOUT_MS};
 use smol::Timer;
 
 use crate::fault::{Broken, Faults, Plan};
-use crate::slow_body::SlowBody;
+use crate::slow_body::{Ending, SlowBody};
 
 /// How long past a caller's budget A keeps an injected delay going before it
 /// gives up on the request. The margin lets the caller's own timer fire first,
@@ -74,8 +74,14 @@ impl App {
 /// What became of a request.
 enum Outcome {
     Answered(Box<Response>),
-    /// Answered, the body slow (stalled or trickled): the head goes out at once.
-    Slow(Box<Response>),
+    /// Answered, the body slow (stalled or trickled): the head goes out at
+    /// once, the body as [`SlowBody`] lets it.
+    Slow {
+        res: Box<Response>,
+        bytes: Vec<u8>,
+        stall: Duration,
+        bytes_per_s: u64,
+    },
     /// Bytes no encoder would write, then a close: garbage, a body cut
     /// short, a status http-types has no name for. With what to log.
     Raw {
@@ -123,24 +129,24 @@ const ROUTES: Routes<Endpoint> = &[
 /// Answers one request and logs it; says what to do with the connection.
 pub async fn handle(app: Arc<App>, req: Request) -> Reply {
     let mut exchange = Exchange::begin("A", &req, &app.http);
-    let (outcome, plan) = match route(ROUTES, req.method(), exchange.path()) {
-        Err(e) => (e.into(), None),
+    let outcome = match route(ROUTES, req.method(), exchange.path()) {
+        Err(e) => e.into(),
         Ok((name, endpoint)) => {
             exchange.endpoint = name;
             match endpoint {
-                Endpoint::Index => (http::index("A", ROUTES).into(), None),
-                Endpoint::Health => (http::health().into(), None),
-                Endpoint::Metrics => (metrics::render(&app.registry).into(), None),
-                Endpoint::Echo => echo(&app, &req).await,
+                Endpoint::Index => http::index("A", ROUTES).into(),
+                Endpoint::Health => http::health().into(),
+                Endpoint::Metrics => metrics::render(&app.registry).into(),
+                Endpoint::Echo => echo(&app, &req, &mut exchange).await,
             }
         }
     };
 
     let (status, http_status) = match &outcome {
-        Outcome::Answered(res) | Outcome::Slow(res) if res.status().is_success() => {
+        Outcome::Answered(res) | Outcome::Slow { res, .. } if res.status().is_success() => {
             ("ok", u16::from(res.status()))
         }
-        Outcome::Answered(res) | Outcome::Slow(res) => ("error", u16::from(res.status())),
+        Outcome::Answered(res) | Outcome::Slow { res, .. } => ("error", u16::from(res.status())),
         Outcome::Raw {
             status,
             http_status,
@@ -150,45 +156,64 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
         Outcome::Reset => ("reset", 0),
         Outcome::Abandoned => ("abandoned", 0),
     };
-    let fault = plan.as_ref().and_then(Plan::label);
-    exchange.finish(status, http_status, http_status, |line| {
-        line.opt_str("fault", fault.as_deref())
-    });
+    if let Outcome::Slow {
+        mut res,
+        bytes,
+        stall,
+        bytes_per_s,
+    } = outcome
+    {
+        // The line is written when the body is done (or cut short).
+        let ending = Ending {
+            exchange,
+            status,
+            http_status,
+        };
+        let len = bytes.len();
+        let slow = SlowBody::new(bytes, stall, bytes_per_s, ending);
+        res.set_body(Body::from_reader(smol::io::BufReader::new(slow), Some(len)));
+        return Reply::Stream(*res);
+    }
+    exchange.finish(status, http_status, http_status, |line| line);
 
     match outcome {
         Outcome::Answered(res) => Reply::Send(*res),
-        Outcome::Slow(res) => Reply::Stream(*res),
         Outcome::Raw { bytes, .. } => Reply::Raw(bytes),
         Outcome::Dropped | Outcome::Abandoned => Reply::Close,
         Outcome::Reset => Reply::Reset,
+        Outcome::Slow { .. } => Reply::Close,
     }
 }
 
-/// `/echo?msg=...`: the faults of this request, then the echo.
-async fn echo(app: &App, req: &Request) -> (Outcome, Option<Plan>) {
+/// `/echo?msg=...`: the faults of this request, then the echo. The faults'
+/// names go on the request's line, however it ends.
+async fn echo(app: &App, req: &Request, exchange: &mut Exchange) -> Outcome {
     let msg = match query_param(req.url().query(), "msg") {
         Ok(msg) => msg.unwrap_or_default(),
-        Err(e) => return (e.into(), None),
+        Err(e) => return e.into(),
     };
     let plan = match app.faults.load().plan(req) {
         Ok(plan) => plan,
-        Err(e) => return (e.into(), None),
+        Err(e) => return e.into(),
     };
     app.count_faults(&plan);
+    if let Some(label) = plan.label() {
+        exchange.keep("fault", label);
+    }
 
     if !plan.delay.is_zero() {
         match caller_budget(req) {
             Some(budget) if plan.delay > budget + ABANDON_MARGIN => {
                 Timer::after(budget + ABANDON_MARGIN).await;
                 app.count("abandoned");
-                return (Outcome::Abandoned, Some(plan));
+                return Outcome::Abandoned;
             }
             _ => {
                 Timer::after(plan.delay).await;
             }
         }
     }
-    let outcome = match plan.broken {
+    match plan.broken {
         Broken::Drop => Outcome::Dropped,
         Broken::Reset => Outcome::Reset,
         Broken::Garbage => Outcome::Raw {
@@ -197,8 +222,7 @@ async fn echo(app: &App, req: &Request) -> (Outcome, Option<Plan>) {
             http_status: 0,
         },
         _ => answer(&plan, &msg, req.method()).await,
-    };
-    (outcome, Some(plan))
+    }
 }
 
 /// The answer a plan that answers at all gives: the echo or a failure,
@@ -232,12 +256,13 @@ async fn answer(plan: &Plan, msg: &str, method: Method) -> Outcome {
     if plan.body_delay.is_zero() && plan.bytes_per_s == 0 {
         return res.into();
     }
-    let body = res.take_body();
-    let len = body.len();
-    let bytes = body.into_bytes().await.unwrap_or_default();
-    let slow = SlowBody::new(bytes, plan.body_delay, plan.bytes_per_s);
-    res.set_body(Body::from_reader(smol::io::BufReader::new(slow), len));
-    Outcome::Slow(Box::new(res))
+    let bytes = res.take_body().into_bytes().await.unwrap_or_default();
+    Outcome::Slow {
+        res: Box::new(res),
+        bytes,
+        stall: plan.body_delay,
+        bytes_per_s: plan.bytes_per_s,
+    }
 }
 
 /// Bytes that are not HTTP: a line no HTTP parser accepts, then seeded

@@ -392,10 +392,11 @@ impl Faults {
     pub fn plan(&self, req: &Request) -> Result<Plan, ApiError> {
         let mut plan = self.draw();
         if self.settings.allow_headers {
-            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-            plan.apply_headers(req, &mut rng)?;
+            // A generator of its own: a header's draws never shift the
+            // seeded sequence of the file's faults.
+            plan.apply_headers(req, &mut fastrand::Rng::new())?;
         }
-        Ok(plan.settled())
+        Ok(plan.settled(req.method() == http_types::Method::Head))
     }
 
     fn draw(&self) -> Plan {
@@ -496,6 +497,8 @@ impl Plan {
                 })?;
             self.retry_after = (s > 0).then_some(s);
         }
+        // In precedence order: the first header that is on wins, as in the file.
+        let mut chosen = None;
         for (name, broken) in [
             (wire::FAULT_RESET, Broken::Reset),
             (wire::FAULT_DROP, Broken::Drop),
@@ -505,11 +508,14 @@ impl Plan {
         ] {
             if let Some(v) = value(name) {
                 match flag(name, &v)? {
-                    true => self.broken = broken,
+                    true => chosen = chosen.or(Some(broken)),
                     false if self.broken == broken => self.broken = Broken::No,
                     false => {}
                 }
             }
+        }
+        if let Some(broken) = chosen {
+            self.broken = broken;
         }
         if let Some(v) = value(wire::FAULT_BODY_DELAY_MS) {
             self.body_delay = Duration::from_millis(millis(wire::FAULT_BODY_DELAY_MS, &v)?);
@@ -529,9 +535,22 @@ impl Plan {
         Ok(())
     }
 
-    /// Drops what cannot apply alongside the rest: no answer, no failure
-    /// status; a failure's body is not replaced by a bad one.
-    fn settled(mut self) -> Self {
+    /// Drops what cannot apply alongside the rest, so the names say what
+    /// happened: no answer, no failure status; a failure's body is not
+    /// replaced by a bad one; a cut body goes out at once; an answer to HEAD
+    /// has no body to slow or cut.
+    fn settled(mut self, head: bool) -> Self {
+        if head {
+            self.body_delay = Duration::ZERO;
+            self.bytes_per_s = 0;
+            if matches!(self.broken, Broken::Truncate | Broken::BadBody) {
+                self.broken = Broken::No;
+            }
+        }
+        if self.broken == Broken::Truncate {
+            self.body_delay = Duration::ZERO;
+            self.bytes_per_s = 0;
+        }
         if !self.broken.answers() {
             self.fail = None;
             self.retry_after = None;
@@ -669,6 +688,31 @@ mod tests {
         assert_eq!(plan.label(), None);
     }
 
+    /// A header's random draws do not shift the seeded sequence of the file's.
+    #[test]
+    fn headers_leave_the_seeded_sequence_alone() {
+        let settings = FaultSettings {
+            fail: true,
+            probability: 0.5,
+            seed: Some(42),
+            ..FaultSettings::default()
+        };
+        let plain = draws(&Faults::new(settings.clone()), 40);
+        let faults = Faults::new(settings);
+        let mixed: Vec<Plan> = (0..40)
+            .map(|i| {
+                let mut req = get();
+                if i % 5 == 0 {
+                    req.insert_header(wire::FAULT_DELAY_P50_MS, "5");
+                    req.insert_header(wire::FAULT_DELAY_P99_MS, "50");
+                }
+                faults.plan(&req).unwrap()
+            })
+            .collect();
+        let fails = |plans: &[Plan]| plans.iter().map(|p| p.fail).collect::<Vec<_>>();
+        assert_eq!(fails(&plain), fails(&mixed));
+    }
+
     /// The same seed gives the same sequence of faults, afresh at each load.
     #[test]
     fn seed_replays_the_same_sequence() {
@@ -764,6 +808,22 @@ mod tests {
         let plan = faults.plan(&req).unwrap();
         assert_eq!((plan.broken, plan.fail), (Broken::Reset, None));
         assert_eq!(plan.label().as_deref(), Some("delay,reset"));
+
+        // Several breakers: the first in the file's order wins, as there.
+        let mut both = get();
+        both.insert_header(wire::FAULT_GARBAGE, "1");
+        both.insert_header(wire::FAULT_RESET, "1");
+        both.insert_header(wire::FAULT_TRUNCATE, "1");
+        assert_eq!(faults.plan(&both).unwrap().broken, Broken::Reset);
+
+        // A cut body goes out at once: no trickle to name.
+        let mut cut = get();
+        cut.insert_header(wire::FAULT_TRUNCATE, "1");
+        cut.insert_header(wire::FAULT_BODY_BYTES_PER_S, "5");
+        assert_eq!(
+            faults.plan(&cut).unwrap().label().as_deref(),
+            Some("truncate")
+        );
 
         for (name, bad) in [
             (wire::FAULT_STATUS, "200"),

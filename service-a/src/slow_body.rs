@@ -2,11 +2,17 @@
 //! a while after the head), then trickled (`body_bytes_per_s`: a few bytes at
 //! a time). Every read returns quickly, but the whole body takes long: the
 //! case a per-read timeout misses and a whole-call deadline catches.
+//!
+//! The request's log line is written when the last byte is handed over, with
+//! the real latency; a body the client leaves half read (or that a shutdown
+//! cuts) is logged as such by its exchange instead (499, or aborted).
 
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use service_runtime::exchange::Exchange;
 use smol::future::Future as _;
 use smol::io::AsyncRead;
 use smol::stream::Stream as _;
@@ -16,37 +22,83 @@ use smol::Timer;
 /// bigger pieces rather than waking more often.
 const MIN_TICK: Duration = Duration::from_millis(10);
 
+/// The longest a trickle may take, whatever the body's length and the rate
+/// asked: past it the rate rises, so no request parks a connection for
+/// longer than this on account of its own length.
+pub const MAX_TRICKLE: Duration = Duration::from_secs(60);
+
+/// The request's line, written when the body is done.
+#[derive(Debug)]
+pub struct Ending {
+    /// The request's bookkeeping.
+    pub exchange: Exchange,
+    /// Its `status=`.
+    pub status: &'static str,
+    /// Its `http_status=`.
+    pub http_status: u16,
+}
+
 /// A body that waits, then sends `bytes` at a bounded rate.
 #[derive(Debug)]
 pub struct SlowBody {
     stall: Option<Timer>,
     /// Fires once per piece; `None` when the body goes out at once.
     tick: Option<Timer>,
-    /// Bytes per piece (the whole body when not trickling).
-    piece: usize,
-    /// Whether the current tick's piece is still to be sent.
-    due: bool,
+    /// Bytes per second, raised so the trickle ends within [`MAX_TRICKLE`].
+    rate: f64,
+    /// When the trickle began (after the stall).
+    began: Option<Instant>,
     bytes: Vec<u8>,
     sent: usize,
+    /// Locked only to take it at the end (a body must be `Sync`).
+    ending: Mutex<Option<Ending>>,
 }
 
 impl SlowBody {
-    /// `bytes`, after `stall`, at `bytes_per_s` (0: all at once).
-    pub fn new(bytes: Vec<u8>, stall: Duration, bytes_per_s: u64) -> Self {
-        let (tick, piece) = if bytes_per_s == 0 {
-            (None, bytes.len().max(1))
+    /// `bytes`, after `stall`, at `bytes_per_s` (0: all at once); `ending`
+    /// is written when the last byte is read.
+    pub fn new(bytes: Vec<u8>, stall: Duration, bytes_per_s: u64, ending: Ending) -> Self {
+        let (tick, rate) = if bytes_per_s == 0 {
+            (None, f64::INFINITY)
         } else {
-            let gap = Duration::from_secs_f64(1.0 / bytes_per_s as f64).max(MIN_TICK);
-            let piece = (bytes_per_s as f64 * gap.as_secs_f64()).round().max(1.0) as usize;
-            (Some(Timer::interval(gap)), piece)
+            let fastest_needed = bytes.len() as f64 / MAX_TRICKLE.as_secs_f64();
+            let rate = (bytes_per_s as f64).max(fastest_needed);
+            let gap = Duration::from_secs_f64(1.0 / rate).max(MIN_TICK);
+            (Some(Timer::interval(gap)), rate)
         };
         Self {
             stall: (!stall.is_zero()).then(|| Timer::after(stall)),
             tick,
-            piece,
-            due: true,
+            rate,
+            began: None,
             bytes,
             sent: 0,
+            ending: Mutex::new(Some(ending)),
+        }
+    }
+
+    /// Bytes the trickle may have sent by now: the first at once, then at
+    /// the rate, fractions carried over (so 149 B/s is 149, not 100).
+    fn allowed(&self, now: Instant) -> usize {
+        let Some(began) = self.began else {
+            return 0;
+        };
+        if self.tick.is_none() {
+            return self.bytes.len();
+        }
+        let by_rate = (self.rate * now.duration_since(began).as_secs_f64()) as usize + 1;
+        by_rate.min(self.bytes.len())
+    }
+
+    fn finish(&self) {
+        let ending = self.ending.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(Ending {
+            exchange,
+            status,
+            http_status,
+        }) = ending
+        {
+            exchange.finish(status, http_status, http_status, |line| line);
         }
     }
 }
@@ -63,70 +115,94 @@ impl AsyncRead for SlowBody {
             }
             self.stall = None;
         }
+        if self.began.is_none() {
+            self.began = Some(Instant::now());
+        }
         if self.sent == self.bytes.len() {
+            self.finish();
             return Poll::Ready(Ok(0));
         }
-        if !self.due {
+        loop {
+            let due = self.allowed(Instant::now()) - self.sent;
+            if due > 0 {
+                let n = due.min(buf.len());
+                buf[..n].copy_from_slice(&self.bytes[self.sent..self.sent + n]);
+                self.sent += n;
+                return Poll::Ready(Ok(n));
+            }
             let Some(tick) = self.tick.as_mut() else {
                 return Poll::Ready(Ok(0));
             };
             if Pin::new(tick).poll_next(cx).is_pending() {
                 return Poll::Pending;
             }
-            self.due = true;
         }
-        let n = self.piece.min(buf.len()).min(self.bytes.len() - self.sent);
-        buf[..n].copy_from_slice(&self.bytes[self.sent..self.sent + n]);
-        self.sent += n;
-        self.due = self.tick.is_none();
-        Poll::Ready(Ok(n))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_types::Request;
+    use service_runtime::metrics::{HttpMetrics, Registry};
     use smol::io::AsyncReadExt as _;
-    use std::time::Instant;
 
-    /// A trickle sends every byte, in pieces, at about the rate asked.
-    #[test]
-    fn trickles_at_the_rate() {
+    fn ending() -> Ending {
+        let metrics = HttpMetrics::register(&mut Registry::default());
+        Ending {
+            exchange: Exchange::begin("A", &Request::get("http://a/echo"), &metrics),
+            status: "ok",
+            http_status: 200,
+        }
+    }
+
+    /// Reads the whole body; returns the pieces' sizes and the time taken.
+    fn drain(mut body: SlowBody) -> (Vec<usize>, Duration) {
         smol::block_on(async {
             let started = Instant::now();
-            let mut body = SlowBody::new(b"0123456789".to_vec(), Duration::ZERO, 50);
-            let mut out = Vec::new();
-            let mut reads = 0;
+            let mut pieces = Vec::new();
             let mut buf = [0u8; 64];
             loop {
                 let n = body.read(&mut buf).await.unwrap();
                 if n == 0 {
-                    break;
+                    return (pieces, started.elapsed());
                 }
-                reads += 1;
-                out.extend_from_slice(&buf[..n]);
+                pieces.push(n);
             }
-            assert_eq!(out, b"0123456789");
-            assert_eq!(reads, 10, "one byte per piece at 50 B/s");
-            // Nine gaps of 20 ms after the first byte.
-            assert!(
-                started.elapsed() >= Duration::from_millis(170),
-                "{:?}",
-                started.elapsed()
-            );
-        });
+        })
+    }
+
+    /// A trickle sends every byte at the rate asked, fractions carried over:
+    /// 150 B/s is 150, not rounded to a piece size.
+    #[test]
+    fn trickles_at_the_rate() {
+        let (pieces, took) = drain(SlowBody::new(vec![b'x'; 30], Duration::ZERO, 150, ending()));
+        assert_eq!(pieces.iter().sum::<usize>(), 30);
+        // 29 bytes after the first, at 150 B/s: about 193 ms.
+        assert!(
+            (Duration::from_millis(170)..Duration::from_millis(400)).contains(&took),
+            "{took:?}"
+        );
+    }
+
+    /// However slow the rate asked, a trickle ends within MAX_TRICKLE: the
+    /// rate rises with the body's length.
+    #[test]
+    fn a_long_body_trickles_faster() {
+        let body = SlowBody::new(vec![b'x'; 6000], Duration::ZERO, 1, ending());
+        assert!(body.rate >= 100.0, "{}", body.rate);
     }
 
     /// Without a trickle, the body waits out the stall and comes whole.
     #[test]
     fn stalls_then_sends_whole() {
-        smol::block_on(async {
-            let started = Instant::now();
-            let mut body = SlowBody::new(b"hello".to_vec(), Duration::from_millis(50), 0);
-            let mut out = Vec::new();
-            body.read_to_end(&mut out).await.unwrap();
-            assert_eq!(out, b"hello");
-            assert!(started.elapsed() >= Duration::from_millis(50));
-        });
+        let (pieces, took) = drain(SlowBody::new(
+            b"hello".to_vec(),
+            Duration::from_millis(50),
+            0,
+            ending(),
+        ));
+        assert_eq!(pieces, [5]);
+        assert!(took >= Duration::from_millis(50));
     }
 }

@@ -9,7 +9,10 @@
 //!    deadline) drops its connection, and with it any late answer.
 //! 2. Before reuse, a pooled connection is checked without blocking: if A closed
 //!    it (A restarted, or its idle timeout passed) or it holds stray bytes, it is
-//!    discarded and the next one (or a fresh one) is used.
+//!    discarded and the next one (or a fresh one) is used. A connection idle for
+//!    `upstream.idle_timeout_ms` is discarded too, before A's own idle timeout
+//!    (`server.header_timeout_ms`) can close it under a request: a close that
+//!    races the reuse would be reported as A's `connection_reset`.
 //! 3. Failures are reported as facts ([`Failure`]): could not connect, closed
 //!    early, or not HTTP. `classify.rs` turns those into the contract's KINDs.
 //!    They travel inside surf's error type, because surf's backend trait
@@ -21,6 +24,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use async_h1::client;
 use http_client::{Config, HttpClient, Request, Response};
@@ -42,18 +46,26 @@ pub struct Pool {
     authority: String,
     /// The address when `upstream.url` names an IP: no lookup per call.
     addr: Option<SocketAddr>,
-    idle: Mutex<Vec<Conn>>,
+    /// Idle connections, with when each became idle.
+    idle: Mutex<Vec<(Conn, Instant)>>,
     /// Idle connections kept (`upstream.max_idle_connections`); more are closed
     /// after their answer.
     max_idle: usize,
+    /// How long a connection may sit idle and still be reused.
+    idle_timeout: Duration,
     opened: Counter,
     config: Config,
 }
 
 impl Pool {
-    /// A pool for `host:port` keeping up to `max_idle` idle connections, counting
-    /// the connections it opens in `opened`.
-    pub fn new(host: &str, port: u16, max_idle: usize, opened: Counter) -> Self {
+    /// A pool for `host:port` keeping up to `max_idle` idle connections for at
+    /// most `idle_timeout` each, counting the connections it opens in `opened`.
+    pub fn new(
+        host: &str,
+        port: u16,
+        (max_idle, idle_timeout): (usize, Duration),
+        opened: Counter,
+    ) -> Self {
         let addr = host
             .trim_matches(|c| c == '[' || c == ']')
             .parse::<IpAddr>()
@@ -64,6 +76,7 @@ impl Pool {
             addr,
             idle: Mutex::new(Vec::new()),
             max_idle,
+            idle_timeout,
             opened,
             config: Config::new(),
         }
@@ -72,8 +85,8 @@ impl Pool {
     /// A live idle connection, if there is one; dead ones are discarded on the way.
     fn checkout(&self) -> Option<Conn> {
         loop {
-            let conn = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
-            if conn.is_idle_and_open() {
+            let (conn, since) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            if since.elapsed() < self.idle_timeout && conn.is_idle_and_open() {
                 return Some(conn);
             }
         }
@@ -82,7 +95,7 @@ impl Pool {
     fn checkin(&self, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < self.max_idle {
-            idle.push(conn);
+            idle.push((conn, Instant::now()));
         }
     }
 

@@ -55,6 +55,9 @@ pub struct UpstreamSettings {
     pub backoff_max_ms: u64,
     /// Idle keep-alive connections to A kept for reuse.
     pub max_idle_connections: u32,
+    /// How long a kept connection may sit idle and still be reused: keep it
+    /// under A's `server.header_timeout_ms`, after which A closes it.
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for UpstreamSettings {
@@ -67,6 +70,7 @@ impl Default for UpstreamSettings {
             backoff_base_ms: 25,
             backoff_max_ms: 250,
             max_idle_connections: 128,
+            idle_timeout_ms: 5000,
         }
     }
 }
@@ -125,6 +129,11 @@ impl UpstreamSettings {
             "upstream.max_idle_connections",
             self.max_idle_connections,
             0..=65_536,
+        )?;
+        Invalid::check_range(
+            "upstream.idle_timeout_ms",
+            self.idle_timeout_ms,
+            1..=600_000,
         )
     }
 }
@@ -258,7 +267,10 @@ impl Upstream {
         let pool = Pool::new(
             host,
             port,
-            settings.max_idle_connections as usize,
+            (
+                settings.max_idle_connections as usize,
+                Duration::from_millis(settings.idle_timeout_ms),
+            ),
             metrics.opened.clone(),
         );
         let retry = Retry::new(

@@ -173,19 +173,70 @@ impl Skip {
     }
 }
 
-/// A chunk-size line, without its LF: hex digits, then extensions, then CR.
-/// No other CR, no other control byte but tab (RFC 9112 §7.1).
+/// A chunk-size line, without its LF, as RFC 9112 §7.1.1 has it:
+/// `1*HEXDIG *( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] ) CR`.
+/// Whitespace only around `;` and `=`, a name after every `;`: a proxy in
+/// front must not be able to read the line another way.
 fn check_size_line(line: &[u8]) -> Result<(), ApiError> {
     let Some((&b'\r', text)) = line.split_last() else {
         return Err(bad("line ends in a bare LF; HTTP needs CRLF"));
     };
-    if !text.first().is_some_and(u8::is_ascii_hexdigit) {
+    let malformed = || bad("malformed chunk size line");
+    let digits = text.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 {
         return Err(bad("chunk size line does not start with a hex size"));
     }
-    if text.iter().any(|&b| b.is_ascii_control() && b != b'\t') {
-        return Err(bad("control bytes in a chunk size line"));
+    let mut rest = &text[digits..];
+    let skip_ws = |s: &mut &[u8]| {
+        let n = s.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+        *s = &s[n..];
+    };
+    let token = |s: &mut &[u8]| -> bool {
+        let n = s.iter().take_while(|b| is_tchar(**b)).count();
+        *s = &s[n..];
+        n > 0
+    };
+    while !rest.is_empty() {
+        skip_ws(&mut rest);
+        let Some((b';', after)) = rest.split_first() else {
+            return Err(malformed());
+        };
+        rest = after;
+        skip_ws(&mut rest);
+        if !token(&mut rest) {
+            return Err(malformed());
+        }
+        let mut look = rest;
+        skip_ws(&mut look);
+        if let Some((b'=', after)) = look.split_first() {
+            rest = after;
+            skip_ws(&mut rest);
+            if rest.first() == Some(&b'"') {
+                rest = quoted_string(&rest[1..]).ok_or_else(malformed)?;
+            } else if !token(&mut rest) {
+                return Err(malformed());
+            }
+        }
     }
     Ok(())
+}
+
+/// After an opening quote: the bytes past the closing one, if the string is
+/// well formed (escapes with `\\`, no control bytes but tab).
+fn quoted_string(mut s: &[u8]) -> Option<&[u8]> {
+    loop {
+        match s.split_first()? {
+            (b'"', rest) => return Some(rest),
+            (b'\\', rest) => s = rest.get(1..)?,
+            (&b, rest) if !b.is_ascii_control() || b == b'\t' => s = rest,
+            _ => return None,
+        }
+    }
+}
+
+/// A byte of an HTTP token (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// A trailer field line, without its CRLF: `name: value`, not folded, no
@@ -265,6 +316,27 @@ mod tests {
         assert_eq!(status(b"0\r\nGET / HTTP/1.1\r\n"), 400);
         assert_eq!(status(b"0\r\n folded: x\r\n"), 400);
         assert_eq!(status(b"0\r\nX: a\rb\r\n"), 400);
+        for line in [
+            "5;\r\n",
+            "5;;\r\n",
+            "5;=\r\n",
+            "5 \r\n",
+            "5\t\r\n",
+            "5;a=\r\n",
+            "5;a=\"open\r\n",
+        ] {
+            assert_eq!(status(line.as_bytes()), 400, "{line:?}");
+        }
+        // What RFC 9112 does allow: whitespace around ; and =, quoted values.
+        for line in [
+            "5 ; a\r\n",
+            "5;a=b\r\n",
+            "5 ;a = \"b \\\" c\"\r\n",
+            "5;a;b=c\r\n",
+        ] {
+            let mut skip = Skip::new(Framing::Chunked);
+            assert!(skip.feed(line.as_bytes()).is_ok(), "{line:?}");
+        }
         // Extensions count against the body's limit, not only its data.
         let mut skip = Skip::new(Framing::Chunked);
         let ext = format!("1;{}\r\nx\r\n", "e".repeat(4000));

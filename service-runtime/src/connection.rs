@@ -185,11 +185,14 @@ where
         });
         let res = match handled.await {
             None => return,
-            Some(Ok(Reply::Close)) => return,
+            // A FIN, as promised, even with unread bytes (which would make it an RST).
+            Some(Ok(Reply::Close)) => return conn.linger().await,
             Some(Ok(Reply::Reset)) => return conn.reset(),
             Some(Ok(Reply::Raw(bytes))) => {
                 conn.watchdog.progress();
-                let _ = conn.write_all(&bytes).await;
+                if conn.write_all(&bytes).await.is_ok() {
+                    conn.linger().await;
+                }
                 return;
             }
             Some(Ok(Reply::Send(res))) => Answer::Whole(res),

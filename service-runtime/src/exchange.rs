@@ -35,6 +35,8 @@ pub struct Exchange {
     /// The path as requested, for the log line.
     path: String,
     metrics: HttpMetrics,
+    /// Fields for this request's line, whichever way it ends (see [`keep`](Self::keep)).
+    kept: Vec<(&'static str, String)>,
     started: Instant,
     finished: bool,
 }
@@ -51,9 +53,17 @@ impl Exchange {
             endpoint: "other",
             path: req.url().path().to_owned(),
             metrics: metrics.clone(),
+            kept: Vec::new(),
             started: Instant::now(),
             finished: false,
         }
+    }
+
+    /// Adds `key=value` to this request's line, whichever way the request
+    /// ends: answered, or cut short by its client or by a shutdown (A's
+    /// `fault=delay` on a 499 says what A was doing when the client left).
+    pub fn keep(&mut self, key: &'static str, value: String) {
+        self.kept.push((key, value));
     }
 
     /// The path as requested.
@@ -96,10 +106,13 @@ impl Exchange {
                 ("http.response.status_code", http_status.to_string()),
             ]
         });
-        let line = Line::new(self.service)
+        let mut line = Line::new(self.service)
             .str("endpoint", &self.path)
             .str("status", status)
             .num("http_status", http_status);
+        for (key, value) in &self.kept {
+            line = line.str(key, value);
+        }
         extra(line)
             .num("latency_ms", latency.as_millis())
             .str("trace_id", &self.trace_id)

@@ -496,6 +496,7 @@ fn close_during_delay(a: &Proc, request: &[u8]) -> Duration {
         line.contains("status=client_closed http_status=499"),
         "{line}"
     );
+    assert!(line.contains("fault=delay"), "what A was doing: {line}");
     took
 }
 
@@ -672,4 +673,36 @@ fn lenient_chunk_framing_is_400() {
             format!("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{body}");
         assert_refused(&a, request.as_bytes(), 400, Duration::from_secs(2));
     }
+}
+
+/// A stalled body's line is written when the body is done: a client that
+/// leaves after the head is logged 499, with the fault it left during.
+#[test]
+fn client_gone_during_a_stalled_body_is_499() {
+    let a = a_quick();
+    let from = a.line_count();
+    let mut conn = Conn::open(a.authority());
+    conn.write_raw(b"GET /echo?msg=x HTTP/1.1\r\nHost: a\r\nx-fault-body-delay-ms: 5000\r\n\r\n");
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(conn.stream(), &mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    drop(conn);
+    let closed = Instant::now();
+    let line = a.wait_line_after(from, &["endpoint=/echo", "status=client_closed"]);
+    assert!(
+        line.contains("http_status=499") && line.contains("fault=body_delay"),
+        "{line}"
+    );
+    assert!(
+        closed.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        closed.elapsed()
+    );
+    assert!(
+        !a.lines()[from..]
+            .iter()
+            .any(|l| l.contains("endpoint=/echo") && l.contains("status=ok")),
+        "{:#?}",
+        &a.lines()[from..]
+    );
 }

@@ -206,3 +206,25 @@ fn connections_are_reused() {
         "{opened} connections for 200 calls"
     );
 }
+
+/// A kept connection idle past `upstream.idle_timeout_ms` is not reused: B
+/// opens a fresh one rather than race A's own idle close (a race that would
+/// come back as a false `connection_reset`).
+#[test]
+fn idle_connections_expire_before_a_closes_them() {
+    let _clock = crate::timing();
+    let a = Launch::new(
+        testkit::binary("service-a"),
+        "[server]\nport = 0\nheader_timeout_ms = 300\n",
+    )
+    .start();
+    let b = b_with(&a.url, "idle_timeout_ms = 100");
+    assert_eq!(call(&b).status, 200);
+    assert_eq!(call(&b).status, 200);
+    let opened = || metric(&metrics(&b), "upstream_connections_opened_total");
+    assert_eq!(opened(), 1.0, "a connection in use is reused");
+    // Idle longer than B's 100 ms, shorter than A's 300 ms: B's rule alone decides.
+    std::thread::sleep(Duration::from_millis(180));
+    assert_eq!(call(&b).status, 200);
+    assert_eq!(opened(), 2.0, "an expired connection is not reused");
+}

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 
-use clap::Parser as _;
 use http_types::Request;
 
 use crate::cli::{exit_with, Args};
@@ -33,7 +32,8 @@ impl Service {
     /// Parses the command line and loads the settings; a bad config exits with code 2.
     pub fn load<T: Settings>(&self) -> (ConfigSource, Loaded<T>) {
         signals::install();
-        let source = Args::parse().config_source(self.default_config, self.env_prefix);
+        let source =
+            Args::parse_as(self.binary).config_source(self.default_config, self.env_prefix);
         match source.load::<T>() {
             Ok(loaded) => {
                 crate::log::init(self.name, loaded.settings.log().format);

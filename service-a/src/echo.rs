@@ -130,7 +130,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
             match endpoint {
                 Endpoint::Index => (http::index("A", ROUTES).into(), None),
                 Endpoint::Health => (http::health().into(), None),
-                Endpoint::Metrics => (metrics::render(&app.registry).into(), None),
+                Endpoint::Metrics => (metrics::render(&app.registry, &req).into(), None),
                 Endpoint::Echo => echo(&app, &req).await,
             }
         }

@@ -30,4 +30,4 @@ demo:
 
 # A and B beside nginx under wrk (release build).  (cargo run --release -p lab -- bench)
 bench seconds="15":
-    cargo run --release -q -p lab -- bench --seconds {{seconds}}
+    cargo run --release -p lab -- bench --seconds {{seconds}}

@@ -16,7 +16,8 @@ pub fn build() -> anyhow::Result<()> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "service-a", "-p", "service-b"]);
+    // Not --quiet: cargo's progress is how a student sees the build is alive.
+    cmd.args(["build", "-p", "service-a", "-p", "service-b"]);
     if release() {
         cmd.arg("--release");
     }

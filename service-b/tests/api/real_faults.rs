@@ -101,7 +101,10 @@ const CASES: &[Case] = &[
     Case {
         name: "delay",
         file: "delay_p50_ms = 5\ndelay_p99_ms = 20",
-        headers: &[("x-fault-delay-p50-ms", "5"), ("x-fault-delay-p99-ms", "20")],
+        headers: &[
+            ("x-fault-delay-p50-ms", "5"),
+            ("x-fault-delay-p99-ms", "20"),
+        ],
         kind: None,
         http_status: 200,
         detail: "",
@@ -123,7 +126,11 @@ fn check(case: &Case, a: &Proc, reply: &Reply) {
         }
     }
     let line = a.wait_line(&["endpoint=/echo", &format!("fault={}", case.name)]);
-    assert_eq!(field(&line, "status").as_deref(), Some(case.a_status), "{line}");
+    assert_eq!(
+        field(&line, "status").as_deref(),
+        Some(case.a_status),
+        "{line}"
+    );
     let metrics = get(&format!("{}/metrics", a.url)).body;
     let sample = format!("faults_injected_total{{fault=\"{}\"}}", case.name);
     assert_eq!(metric(&metrics, &sample), 1.0, "{sample} in {metrics}");
@@ -169,7 +176,10 @@ fn answers_are_marked_with_their_faults() {
     assert!(text.contains("x-fault-injected: truncate\r\n"), "{text}");
 
     let bad = echo(&[("x-fault-bad-body", "1")]);
-    assert_eq!((bad.status, bad.header("x-fault-injected")), (200, Some("bad_body")));
+    assert_eq!(
+        (bad.status, bad.header("x-fault-injected")),
+        (200, Some("bad_body"))
+    );
 
     let limited = echo(&[("x-fault-status", "429"), ("x-fault-retry-after-s", "3")]);
     assert_eq!(limited.status, 429);

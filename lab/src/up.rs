@@ -18,6 +18,15 @@ use std::time::Duration;
 
 use crate::procs::{self, terminate};
 
+/// `println!` that never panics: with its terminal gone the launcher must
+/// still stop its children.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// One of the two services, as the launcher knows it.
 struct Slot {
     name: &'static str,
@@ -63,12 +72,12 @@ pub fn run() -> anyhow::Result<()> {
     for slot in &mut slots {
         slot.start(&lines_tx)?;
     }
-    println!("lab | {HELP}");
+    say!("lab | {HELP}");
     let mut typing = true;
     let mut quitting = false;
     loop {
         match lines.recv_timeout(Duration::from_millis(50)) {
-            Ok((prefix, line)) => println!("{prefix} | {line}"),
+            Ok((prefix, line)) => say!("{prefix} | {line}"),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 unreachable!("the launcher holds a sender")
@@ -103,7 +112,7 @@ pub fn run() -> anyhow::Result<()> {
     }
     // Lines still in the pipe after the last exit.
     while let Ok((prefix, line)) = lines.try_recv() {
-        println!("{prefix} | {line}");
+        say!("{prefix} | {line}");
     }
     Ok(())
 }
@@ -126,19 +135,19 @@ fn command(
                     Some(child) => format!("running (pid {})", child.id()),
                     None => "stopped".to_owned(),
                 };
-                println!("lab | {} {state}", slot.name);
+                say!("lab | {} {state}", slot.name);
             }
         }
-        ["help" | "?"] => println!("lab | {HELP}"),
+        ["help" | "?"] => say!("lab | {HELP}"),
         [who, what] => {
             let Some(slot) = slots.iter_mut().find(|s| s.name.eq_ignore_ascii_case(who)) else {
-                println!("lab | no service {who:?}; {HELP}");
+                say!("lab | no service {who:?}; {HELP}");
                 return Ok(false);
             };
             match *what {
                 "stop" => slot.stop(),
                 "start" if slot.child.is_some() => {
-                    println!(
+                    say!(
                         "lab | {} is already running; `{who} restart` to restart it",
                         slot.name
                     );
@@ -152,10 +161,10 @@ fn command(
                         slot.start(lines)?;
                     }
                 }
-                _ => println!("lab | {HELP}"),
+                _ => say!("lab | {HELP}"),
             }
         }
-        _ => println!("lab | {HELP}"),
+        _ => say!("lab | {HELP}"),
     }
     Ok(false)
 }
@@ -187,12 +196,12 @@ impl Slot {
     fn stop(&mut self) {
         match &self.child {
             Some(child) if !self.stopping => {
-                println!("lab | stopping {} (SIGTERM)", self.name);
+                say!("lab | stopping {} (SIGTERM)", self.name);
                 terminate(child);
                 self.stopping = true;
             }
             Some(_) => {}
-            None if !self.restart => println!("lab | {} is not running", self.name),
+            None if !self.restart => say!("lab | {} is not running", self.name),
             None => {}
         }
     }
@@ -212,13 +221,13 @@ impl Slot {
         self.child = None;
         let other = if self.name == "A" { "B" } else { "A" };
         if quitting {
-            println!("lab | {} exited ({status})", self.name);
+            say!("lab | {} exited ({status})", self.name);
         } else if self.restart {
             self.restart = false;
-            println!("lab | {} exited ({status}); starting it again", self.name);
+            say!("lab | {} exited ({status}); starting it again", self.name);
             self.start(lines)?;
         } else {
-            println!(
+            say!(
                 "lab | {} exited ({status}); {other} keeps running. `{} start` starts it again",
                 self.name,
                 self.name.to_lowercase()

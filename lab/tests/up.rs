@@ -79,6 +79,20 @@ fn typed_commands_stop_and_start_each_service() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start lab up");
+    // A failed assertion must not leave the launcher and its services behind.
+    struct Stop(u32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            // 0 once the launcher is reaped: its PID is no longer ours.
+            if self.0 == 0 {
+                return;
+            }
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.to_string()])
+                .status();
+        }
+    }
+    let mut stop = Stop(lab.id());
     let mut typed = lab.stdin.take().unwrap();
     let mut type_line = |line: &str| writeln!(typed, "{line}").unwrap();
     let (tx, rx) = mpsc::channel();
@@ -137,6 +151,7 @@ fn typed_commands_stop_and_start_each_service() {
         assert!(Instant::now() < deadline, "lab up did not quit");
         std::thread::sleep(Duration::from_millis(10));
     };
+    stop.0 = 0;
     assert!(status.success(), "{status}");
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut lab.stderr.take().unwrap(), &mut stderr).unwrap();

@@ -99,7 +99,10 @@ pub fn run() -> anyhow::Result<()> {
         if quitting {
             for slot in &mut slots {
                 slot.restart = false;
-                slot.stop();
+                // Once each: a stopped one has nothing to signal.
+                if slot.child.is_some() {
+                    slot.stop();
+                }
             }
         }
         for slot in &mut slots {

@@ -85,7 +85,9 @@ fn forward(
     });
 }
 
-/// Asks a child to stop as Ctrl+C would, with SIGTERM.
+/// Asks a child to stop as Ctrl+C would, with SIGTERM. Only for a child not
+/// yet reaped (no `wait` or `try_wait` has seen it exit): until then its PID
+/// cannot have been given to another process.
 pub fn terminate(child: &Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

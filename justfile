@@ -4,7 +4,7 @@
 default:
     @just --list
 
-# Both services in one terminal, logs prefixed; Ctrl+C stops both.  (cargo lab up)
+# Both services in one terminal, logs prefixed; type `a stop`, `a start`, `status`, `quit`.  (cargo lab up)
 up:
     cargo lab up
 
@@ -24,7 +24,7 @@ test:
 ci:
     bash .ci/run
 
-# Every failure, one after another, as a Markdown transcript.  (cargo lab demo)
+# The lab report: every failure A can cause, written to lab-report.md.  (cargo lab demo)
 demo:
     cargo lab demo
 
@@ -35,7 +35,7 @@ experiment name *args:
 
 # A and B beside nginx under wrk (release build).  (cargo run --release -p lab -- bench)
 bench seconds="15":
-    cargo run --release -q -p lab -- bench --seconds {{seconds}}
+    cargo run --release -p lab -- bench --seconds {{seconds}}
 
 # OCI images of both services, FROM scratch, with buildah (no registry, no runtime).  (bash deploy/image.sh)
 image tag="":

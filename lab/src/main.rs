@@ -2,8 +2,9 @@
 //!
 //! # Layout
 //!
-//! - `up`: both services in one terminal, logs prefixed, Ctrl+C stops both.
-//! - `demo`: every failure B names, as a Markdown transcript.
+//! - `up`: both services in one terminal, logs prefixed; typed commands stop
+//!   and start each, Ctrl+C stops both.
+//! - `demo`: every failure the real A can cause, written up as `lab-report.md`.
 //! - `bench`: A and B beside nginx under wrk, and B's failure paths under load.
 //! - `experiment`: timed phases of faults under steady load, checked and
 //!   reported (`experiment/mod.rs` says how it is split).
@@ -30,10 +31,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start A (8080) and B (8081) with config/*.toml; Ctrl+C stops both.
+    /// Start A (8080) and B (8081) with config/*.toml. Type `a stop`,
+    /// `a start`, `b restart`, `status`, `quit`; Ctrl+C stops both.
     Up,
-    /// Walk through every failure on free ports; print a Markdown transcript.
-    Demo,
+    /// Run every failure A can cause through B and write the lab report.
+    Demo {
+        /// B's deadline for each call to A (the course's: 1000).
+        #[arg(long, default_value_t = 1000, value_name = "MS")]
+        timeout_ms: u64,
+        /// Where to write the report.
+        #[arg(long, default_value = "lab-report.md", value_name = "PATH")]
+        report: std::path::PathBuf,
+        /// Use free ports even when 8080 and 8081 are free.
+        #[arg(long)]
+        free_ports: bool,
+    },
     /// Benchmark A and B beside nginx (run with --release).
     Bench {
         /// Seconds of load per happy-path row, split over three rounds
@@ -63,7 +75,15 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Up => up::run(),
-        Command::Demo => demo::run(),
+        Command::Demo {
+            timeout_ms,
+            report,
+            free_ports,
+        } => demo::run(demo::Options {
+            timeout_ms,
+            report,
+            free_ports,
+        }),
         Command::Bench { seconds } => bench::run(seconds),
         Command::Experiment {
             file,

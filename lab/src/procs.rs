@@ -16,7 +16,8 @@ pub fn build() -> anyhow::Result<()> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "service-a", "-p", "service-b"]);
+    // Not --quiet: cargo's progress is how a student sees the build is alive.
+    cmd.args(["build", "-p", "service-a", "-p", "service-b"]);
     if release() {
         cmd.arg("--release");
     }
@@ -84,7 +85,9 @@ fn forward(
     });
 }
 
-/// Asks a child to stop as Ctrl+C would, with SIGTERM.
+/// Asks a child to stop as Ctrl+C would, with SIGTERM. Only for a child not
+/// yet reaped (no `wait` or `try_wait` has seen it exit): until then its PID
+/// cannot have been given to another process.
 pub fn terminate(child: &Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -1,51 +1,241 @@
-//! `cargo lab up`: A and B side by side in one terminal.
+//! `cargo lab up`: A and B side by side in one terminal, each stopped and
+//! started again by a typed command while the other keeps running.
 //!
-//! Ctrl+C reaches both services (they share the terminal's process group) and
-//! each drains its requests and exits; the launcher waits for them. A service
-//! that exits on its own (you stopped A to see B's `connection_refused`, or its
-//! port is taken) is reported, and the other keeps running.
+//! Commands, one per line on the launcher's standard input: `a stop`,
+//! `a start`, `a restart` (and the same for `b`), `status`, `help`, `quit`.
+//! Ctrl+C reaches both services (they share the terminal's process group);
+//! each drains its requests and exits, and the launcher waits for them.
+//!
+//! A child is signalled only while it has not been reaped: until `try_wait`
+//! has seen it exit, its PID stays its own (a zombie keeps it), so a signal
+//! can never reach a process that reused the number.
 
+use std::io::BufRead as _;
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use crate::procs::{self, terminate};
 
-/// Runs until Ctrl+C (or SIGTERM), or until both services have exited.
+/// `println!` that never panics: with its terminal gone the launcher must
+/// still stop its children.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// One of the two services, as the launcher knows it.
+struct Slot {
+    name: &'static str,
+    binary: &'static str,
+    /// `None` once reaped: there is nothing left to signal.
+    child: Option<Child>,
+    /// Asked to stop (by a command or Ctrl+C): its exit is expected.
+    stopping: bool,
+    /// Start again once the old process has exited (`restart`).
+    restart: bool,
+}
+
+/// What the launcher reads from its terminal.
+enum Input {
+    Line(String),
+    /// Standard input closed (not a terminal, or Ctrl+D): no more commands.
+    Closed,
+}
+
+const HELP: &str =
+    "commands: a stop | a start | a restart | b stop | b start | b restart | status | quit";
+
+/// Runs until Ctrl+C, SIGTERM or `quit`, or until both services have exited
+/// with no terminal left to start them again.
 pub fn run() -> anyhow::Result<()> {
     procs::build()?;
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
 
-    let (tx, rx) = mpsc::channel();
-    let mut a = procs::spawn("A", "service-a", &[], &[], tx.clone())?;
-    let mut b = procs::spawn("B", "service-b", &[], &[], tx)?;
-    let mut asked = false;
-    let mut said = [false, false];
-    loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok((prefix, line)) => println!("{prefix} | {line}"),
-            // Both children's pipes closed: they have exited.
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        for (i, (name, child)) in [("A", &mut a), ("B", &mut b)].into_iter().enumerate() {
-            if let (Some(status), false) = (child.try_wait()?, said[i]) {
-                if !asked {
-                    println!("lab | service {name} exited ({status}); the other keeps running, Ctrl+C stops it");
-                }
-                said[i] = true;
+    let (lines_tx, lines) = mpsc::channel();
+    let (input_tx, input) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if input_tx.send(Input::Line(line)).is_err() {
+                return;
             }
         }
-        if stop.load(Ordering::Relaxed) && !asked {
-            // Outside a terminal the signal reached only us: pass it on.
-            terminate(&a);
-            terminate(&b);
-            asked = true;
+        let _ = input_tx.send(Input::Closed);
+    });
+
+    let mut slots = [Slot::new("A", "service-a"), Slot::new("B", "service-b")];
+    for slot in &mut slots {
+        slot.start(&lines_tx)?;
+    }
+    say!("lab | {HELP}");
+    let mut typing = true;
+    let mut quitting = false;
+    loop {
+        match lines.recv_timeout(Duration::from_millis(50)) {
+            Ok((prefix, line)) => say!("{prefix} | {line}"),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                unreachable!("the launcher holds a sender")
+            }
+        }
+        while let Ok(got) = input.try_recv() {
+            match got {
+                Input::Closed => typing = false,
+                Input::Line(line) => {
+                    if command(&line, &mut slots, &lines_tx)? {
+                        quitting = true;
+                    }
+                }
+            }
+        }
+        if stop.swap(false, Ordering::Relaxed) {
+            quitting = true;
+        }
+        if quitting {
+            for slot in &mut slots {
+                slot.restart = false;
+                // Once each: a stopped one has nothing to signal.
+                if slot.child.is_some() {
+                    slot.stop();
+                }
+            }
+        }
+        for slot in &mut slots {
+            slot.reap(&lines_tx, quitting)?;
+        }
+        let all_gone = slots.iter().all(|s| s.child.is_none());
+        if all_gone && (quitting || !typing) {
+            break;
         }
     }
-    a.wait()?;
-    b.wait()?;
+    // Lines still in the pipe after the last exit.
+    while let Ok((prefix, line)) = lines.try_recv() {
+        say!("{prefix} | {line}");
+    }
     Ok(())
+}
+
+/// Carries out one typed command; true for `quit`.
+fn command(
+    line: &str,
+    slots: &mut [Slot; 2],
+    lines: &mpsc::Sender<(&'static str, String)>,
+) -> anyhow::Result<bool> {
+    let words: Vec<String> = line.split_whitespace().map(str::to_lowercase).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        [] => {}
+        ["quit" | "exit" | "q"] => return Ok(true),
+        ["status"] => {
+            for slot in slots.iter() {
+                let state = match &slot.child {
+                    Some(child) if slot.stopping => format!("stopping (pid {})", child.id()),
+                    Some(child) => format!("running (pid {})", child.id()),
+                    None => "stopped".to_owned(),
+                };
+                say!("lab | {} {state}", slot.name);
+            }
+        }
+        ["help" | "?"] => say!("lab | {HELP}"),
+        [who, what] => {
+            let Some(slot) = slots.iter_mut().find(|s| s.name.eq_ignore_ascii_case(who)) else {
+                say!("lab | no service {who:?}; {HELP}");
+                return Ok(false);
+            };
+            match *what {
+                "stop" => slot.stop(),
+                "start" if slot.child.is_some() => {
+                    say!(
+                        "lab | {} is already running; `{who} restart` to restart it",
+                        slot.name
+                    );
+                }
+                "start" => slot.start(lines)?,
+                "restart" => {
+                    slot.restart = true;
+                    slot.stop();
+                    if slot.child.is_none() {
+                        slot.restart = false;
+                        slot.start(lines)?;
+                    }
+                }
+                _ => say!("lab | {HELP}"),
+            }
+        }
+        _ => say!("lab | {HELP}"),
+    }
+    Ok(false)
+}
+
+impl Slot {
+    fn new(name: &'static str, binary: &'static str) -> Self {
+        Self {
+            name,
+            binary,
+            child: None,
+            stopping: false,
+            restart: false,
+        }
+    }
+
+    fn start(&mut self, lines: &mpsc::Sender<(&'static str, String)>) -> anyhow::Result<()> {
+        self.child = Some(procs::spawn(
+            self.name,
+            self.binary,
+            &[],
+            &[],
+            lines.clone(),
+        )?);
+        self.stopping = false;
+        Ok(())
+    }
+
+    /// SIGTERM, as Ctrl+C in its own terminal would: it drains and exits.
+    fn stop(&mut self) {
+        match &self.child {
+            Some(child) if !self.stopping => {
+                say!("lab | stopping {} (SIGTERM)", self.name);
+                terminate(child);
+                self.stopping = true;
+            }
+            Some(_) => {}
+            None if !self.restart => say!("lab | {} is not running", self.name),
+            None => {}
+        }
+    }
+
+    /// Reaps the child if it exited, says so, and restarts it if asked.
+    fn reap(
+        &mut self,
+        lines: &mpsc::Sender<(&'static str, String)>,
+        quitting: bool,
+    ) -> anyhow::Result<()> {
+        let Some(child) = &mut self.child else {
+            return Ok(());
+        };
+        let Some(status) = child.try_wait()? else {
+            return Ok(());
+        };
+        self.child = None;
+        let other = if self.name == "A" { "B" } else { "A" };
+        if quitting {
+            say!("lab | {} exited ({status})", self.name);
+        } else if self.restart {
+            self.restart = false;
+            say!("lab | {} exited ({status}); starting it again", self.name);
+            self.start(lines)?;
+        } else {
+            say!(
+                "lab | {} exited ({status}); {other} keeps running. `{} start` starts it again",
+                self.name,
+                self.name.to_lowercase()
+            );
+        }
+        Ok(())
+    }
 }

@@ -136,7 +136,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
             match endpoint {
                 Endpoint::Index => http::index("A", ROUTES).into(),
                 Endpoint::Health => http::health().into(),
-                Endpoint::Metrics => metrics::render(&app.registry).into(),
+                Endpoint::Metrics => metrics::render(&app.registry, &req).into(),
                 Endpoint::Echo => echo(&app, &req, &mut exchange).await,
             }
         }

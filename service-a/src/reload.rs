@@ -114,7 +114,7 @@ pub async fn watch(
                     _ => format!("cannot read: {e}"),
                 };
                 if trouble.as_deref() != Some(&detail) {
-                    watcher.config_error(&format!("{detail}; keeping the last good settings"));
+                    watcher.config_error(&detail);
                     trouble = Some(detail);
                 }
                 pending = None;
@@ -164,9 +164,7 @@ impl Watcher {
     /// good, puts its `[fault]` in force; otherwise says why.
     fn apply(&self, bytes: &[u8]) {
         if bytes.is_empty() {
-            self.config_error(
-                "file is empty (a save in progress?); keeping the last good settings",
-            );
+            self.config_error("file is empty (a save in progress?)");
             return;
         }
         let fresh = match self.source.parse::<Settings>(Some(bytes)) {
@@ -196,8 +194,15 @@ impl Watcher {
         fresh.fault.log_fields(self.line("config_reloaded")).emit();
     }
 
+    /// Says what is wrong with the file, and that nothing changed: a student
+    /// reading the line must know A still runs the settings it had.
     fn config_error(&self, detail: &str) {
-        self.line("config_error").str("error", detail).emit();
+        self.line("config_error")
+            .str(
+                "error",
+                &format!("{detail}; keeping the last good settings"),
+            )
+            .emit();
     }
 
     fn line(&self, event: &str) -> Line {

@@ -117,7 +117,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
             match endpoint {
                 Endpoint::Index => http::index("B", ROUTES).into(),
                 Endpoint::Health => http::health().into(),
-                Endpoint::Metrics => metrics::render(&app.registry).into(),
+                Endpoint::Metrics => metrics::render(&app.registry, &req).into(),
                 Endpoint::Ready => ready(&app, &forward(&exchange, &req)).await,
                 Endpoint::CallEcho => call_echo(&app, &req, &forward(&exchange, &req)).await,
             }

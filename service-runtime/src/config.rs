@@ -198,31 +198,97 @@ impl ConfigSource {
 
     /// Settings from defaults, then `file` (the bytes of [`path`](Self::path);
     /// `None` when it is missing), then env. Errors name the file or env
-    /// variable, the key and what is allowed, as at start-up.
+    /// variable, the key and what is allowed, in words, as at start-up; every
+    /// problem is reported at once, not only the first.
     pub fn parse<T: Validate>(&self, file: Option<&[u8]>) -> Result<T, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(T::default()));
-        if let Some(bytes) = file {
-            let text = std::str::from_utf8(bytes).map_err(|e| {
-                ConfigError(format!(
-                    "{}: not UTF-8 text ({e}); TOML files are UTF-8",
-                    self.path.display()
-                ))
-            })?;
-            figment = figment.merge(FileText {
-                path: &self.path,
-                text,
-            });
+        let mut file_layer = match file {
+            None => None,
+            Some(bytes) => {
+                let text = std::str::from_utf8(bytes).map_err(|e| {
+                    ConfigError(format!(
+                        "{}: not UTF-8 text ({e}); TOML files are UTF-8",
+                        self.path.display()
+                    ))
+                })?;
+                let dict = Toml::string(text)
+                    .data()
+                    .map_err(|e| self.describe::<T>(e))?
+                    .remove(&Profile::Default)
+                    .unwrap_or_default();
+                Some(Layer {
+                    metadata: Metadata::from("TOML file", self.path.as_path()),
+                    dict,
+                })
+            }
+        };
+        let env = Env::prefixed(self.env_prefix).split("__");
+        let mut env_layer = Layer {
+            metadata: Metadata::named(ENV_LAYER),
+            dict: env
+                .data()
+                .map_err(|e| self.describe::<T>(e))?
+                .remove(&Profile::Default)
+                .unwrap_or_default(),
+        };
+
+        // Each round reports what is wrong and takes the culprit out (its
+        // default stands in), so the next round can find the next problem.
+        // Bounded: a file has few keys, and a key that stays wrong stops it.
+        let mut problems: Vec<String> = Vec::new();
+        for _ in 0..MAX_PROBLEMS {
+            let mut figment = Figment::from(Serialized::defaults(T::default()));
+            if let Some(layer) = &file_layer {
+                figment = figment.merge(layer.clone());
+            }
+            let figment = figment.merge(env_layer.clone());
+            let fixed = match figment.extract::<T>() {
+                Err(errors) => {
+                    let mut fixed = false;
+                    for e in errors {
+                        let line = self.describe_one::<T>(&e);
+                        if problems.contains(&line) {
+                            continue;
+                        }
+                        problems.push(line);
+                        let layer = match e.metadata.as_ref().map(|md| md.name.as_ref()) {
+                            Some(ENV_LAYER) => Some(&mut env_layer),
+                            Some(_) => file_layer.as_mut(),
+                            None => None,
+                        };
+                        fixed |= layer.is_some_and(|l| remove_path(&mut l.dict, &e.path));
+                    }
+                    fixed
+                }
+                Ok(settings) => match settings.validate() {
+                    Ok(()) if problems.is_empty() => return Ok(settings),
+                    Ok(()) => false,
+                    Err(bad) => {
+                        let md = figment.find_metadata(bad.key);
+                        let origin = md
+                            .map(|md| self.origin(md, bad.key))
+                            .unwrap_or_else(|| "built-in default".to_owned());
+                        let line = format!("{origin}: {bad}");
+                        let repeated = problems.contains(&line);
+                        problems.push(line);
+                        let path: Vec<String> = bad.key.split('.').map(str::to_owned).collect();
+                        let layer = match md.map(|md| md.name.as_ref()) {
+                            Some(ENV_LAYER) => Some(&mut env_layer),
+                            Some("TOML file") => file_layer.as_mut(),
+                            _ => None,
+                        };
+                        !repeated && layer.is_some_and(|l| remove_path(&mut l.dict, &path))
+                    }
+                },
+            };
+            if !fixed {
+                break;
+            }
         }
-        let figment = figment.merge(Env::prefixed(self.env_prefix).split("__"));
-        let settings: T = figment.extract().map_err(|e| self.describe(e))?;
-        settings.validate().map_err(|bad| {
-            let origin = figment
-                .find_metadata(bad.key)
-                .map(|md| self.origin(md, bad.key))
-                .unwrap_or_else(|| "built-in default".to_owned());
-            ConfigError(format!("{origin}: {bad}"))
-        })?;
-        Ok(settings)
+        problems.dedup();
+        Err(ConfigError(match problems.as_slice() {
+            [one] => one.clone(),
+            many => format!("{} problems:\n  {}", many.len(), many.join("\n  ")),
+        }))
     }
 
     /// How the start line names the config: the path, or that defaults are in use.
@@ -252,42 +318,196 @@ impl ConfigSource {
     }
 
     /// Turns figment's error into one line per problem naming file, key and reason.
-    fn describe(&self, err: figment::Error) -> ConfigError {
+    fn describe<T: Validate>(&self, err: figment::Error) -> ConfigError {
         let lines: Vec<String> = err
             .into_iter()
-            .map(|e| {
-                let key = e.path.join(".");
-                let origin = match &e.metadata {
-                    Some(md) => self.origin(md, &key),
-                    None => self.path.display().to_string(),
-                };
-                let reason = one_line(&e.kind.to_string());
-                if key.is_empty() {
-                    format!("{origin}: {reason}")
-                } else {
-                    format!("{origin}: {key}: {reason}")
-                }
-            })
+            .map(|e| self.describe_one::<T>(&e))
             .collect();
         ConfigError(lines.join("\n"))
     }
+
+    /// One problem in words: `config/service-a.toml: fault.delay_ms = "abc":
+    /// expected a whole number of milliseconds, 0..=3600000`.
+    fn describe_one<T: Validate>(&self, e: &figment::Error) -> String {
+        use figment::error::Kind;
+        let key = e.path.join(".");
+        let origin = match &e.metadata {
+            Some(md) => self.origin(md, &key),
+            None => self.path.display().to_string(),
+        };
+        let reason = match &e.kind {
+            Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+                let range = allowed_range::<T>(&key, expected)
+                    .map(|r| format!(", {r}"))
+                    .unwrap_or_default();
+                return format!(
+                    "{origin}: {key} = {}: expected {}{range}",
+                    show(actual),
+                    in_words(&key, expected)
+                );
+            }
+            Kind::UnknownField(field, known) => {
+                let hint = match closest(field, known) {
+                    Some(near) => format!("; did you mean `{near}`?"),
+                    None => String::new(),
+                };
+                let known: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+                format!("unknown field{hint} (known here: {})", known.join(", "))
+            }
+            Kind::UnknownVariant(value, known) => {
+                let known: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
+                return format!(
+                    "{origin}: {key} = \"{value}\": expected one of {}",
+                    known.join(", ")
+                );
+            }
+            Kind::MissingField(name) => format!("`{name}` is missing"),
+            other => one_line(&other.to_string()),
+        };
+        if key.is_empty() {
+            format!("{origin}: {reason}")
+        } else {
+            format!("{origin}: {key}: {reason}")
+        }
+    }
 }
 
-/// TOML already read from `path`: parsed from the bytes given, while errors
-/// name the file, just as figment's `Toml::file_exact` would.
-struct FileText<'a> {
-    path: &'a Path,
-    text: &'a str,
+/// The name of the env layer's metadata, which tells its errors from the file's.
+const ENV_LAYER: &str = "environment variable";
+
+/// How many problems one load reports at most (each costs a parse).
+const MAX_PROBLEMS: usize = 32;
+
+/// Values from one place (the file, or the environment), as a dictionary the
+/// loader can take a bad key out of and parse again.
+#[derive(Clone)]
+struct Layer {
+    metadata: Metadata,
+    dict: Dict,
 }
 
-impl Provider for FileText<'_> {
+impl Provider for Layer {
     fn metadata(&self) -> Metadata {
-        Metadata::from("TOML file", self.path)
+        self.metadata.clone()
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        Toml::string(self.text).data()
+        Ok(Profile::Default.collect(self.dict.clone()))
     }
+}
+
+/// Takes `path` (section, key) out of `dict`; false if it was not there.
+fn remove_path(dict: &mut Dict, path: &[String]) -> bool {
+    match path {
+        [] => false,
+        [key] => dict.remove(key).is_some(),
+        [section, rest @ ..] => match dict.get_mut(section) {
+            Some(figment::value::Value::Dict(_, inner)) => remove_path(inner, rest),
+            // The section itself is not a table: it is the culprit.
+            Some(_) => dict.remove(section).is_some(),
+            None => false,
+        },
+    }
+}
+
+/// A value as the user wrote it in TOML.
+fn show(actual: &figment::error::Actual) -> String {
+    use figment::error::Actual;
+    match actual {
+        Actual::Str(s) => format!("{s:?}"),
+        Actual::Bool(b) => b.to_string(),
+        Actual::Unsigned(n) => n.to_string(),
+        Actual::Signed(n) => n.to_string(),
+        Actual::Float(n) => n.to_string(),
+        Actual::Map => "a table".to_owned(),
+        Actual::Seq => "a list".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// serde's name for a type (`u64`, `a boolean`) as a student would say it.
+fn in_words(key: &str, expected: &str) -> String {
+    let unit = if key.ends_with("_ms") {
+        " of milliseconds"
+    } else if key.ends_with("_per_s") {
+        " per second"
+    } else if key.ends_with("_s") {
+        " of seconds"
+    } else {
+        ""
+    };
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => format!("a whole number{unit}"),
+        "i8" | "i16" | "i32" | "i64" | "isize" => format!("a whole number{unit}"),
+        "f32" | "f64" => format!("a number{unit}"),
+        "a boolean" => "true or false".to_owned(),
+        "a string" => "text in quotes".to_owned(),
+        e if e.starts_with("struct ") || e.starts_with("a map") => {
+            "a table (a [section])".to_owned()
+        }
+        e if e.starts_with("a sequence") => "a list, e.g. [\"a\", \"b\"]".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The range `validate` allows for `key`, found by asking it about a value
+/// far out of any range: the settings type is the one place that knows it.
+fn allowed_range<T: Validate>(key: &str, expected: &str) -> Option<String> {
+    use figment::value::Value;
+    let probes: Vec<Value> = match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => vec![
+            Value::from(u64::MAX),
+            Value::from(u64::from(u32::MAX)),
+            Value::from(u64::from(u16::MAX)),
+        ],
+        "f32" | "f64" => vec![Value::from(f64::MAX), Value::from(-f64::MAX)],
+        _ => return None,
+    };
+    probes.into_iter().find_map(|probe| {
+        let settings: T = Figment::from(Serialized::defaults(T::default()))
+            .merge(Serialized::default(key, probe))
+            .extract()
+            .ok()?;
+        match settings.validate() {
+            Err(bad) if bad.key == key => Some(bad.expected),
+            _ => None,
+        }
+    })
+}
+
+/// The known name nearest to `typo`, if near enough to be a slip (a third
+/// of its letters, at most, differ).
+fn closest<'a>(typo: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(typo, k), *k))
+        .filter(|(d, k)| *d <= k.len().max(typo.len()).div_ceil(3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance, counting a swap of two neighbours as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// The TOML parser's message without its source excerpt, on one line:
@@ -415,6 +635,14 @@ mod tests {
         server: DemoServer,
         #[serde(skip)]
         trace: TraceSettings,
+        fault: DemoFault,
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct DemoFault {
+        delay_ms: u64,
+        fail: bool,
     }
 
     #[derive(Debug, Serialize, Deserialize)]
@@ -432,6 +660,7 @@ mod tests {
     impl Validate for Demo {
         fn validate(&self) -> Result<(), Invalid> {
             Invalid::check_range("server.port", self.server.port, 0..=65535)?;
+            Invalid::check_range("fault.delay_ms", self.fault.delay_ms, 0..=3_600_000)?;
             self.trace.validate()
         }
     }
@@ -544,6 +773,79 @@ mod tests {
             let again = src.read().unwrap();
             assert_eq!(again.bytes, first.bytes);
             assert_ne!(again.stamp, first.stamp);
+            Ok(())
+        });
+    }
+
+    /// A value of the wrong type is described in words, with the range the
+    /// settings allow, and the value as the user wrote it.
+    #[test]
+    fn wrong_types_in_words() {
+        figment::Jail::expect_with(|_| {
+            let src = source("demo.toml", true);
+            let err = src
+                .parse::<Demo>(Some(b"[fault]\ndelay_ms = \"abc\"\n"))
+                .unwrap_err();
+            assert_eq!(
+                err.0,
+                "demo.toml: fault.delay_ms = \"abc\": expected a whole number of milliseconds, 0..=3600000"
+            );
+            let err = src.parse::<Demo>(Some(b"[fault]\nfail = 1\n")).unwrap_err();
+            assert_eq!(err.0, "demo.toml: fault.fail = 1: expected true or false");
+            Ok(())
+        });
+    }
+
+    /// An unknown key gets the nearest known one; a far-off one gets none.
+    #[test]
+    fn unknown_keys_get_a_did_you_mean() {
+        figment::Jail::expect_with(|_| {
+            let src = source("demo.toml", true);
+            let err = src
+                .parse::<Demo>(Some(b"[fault]\ndealy_ms = 5\n"))
+                .unwrap_err();
+            assert!(
+                err.0.starts_with(
+                    "demo.toml: fault.dealy_ms: unknown field; did you mean `delay_ms`?"
+                ),
+                "{err}"
+            );
+            assert!(!err.0.contains("``"), "{err}");
+            let err = src.parse::<Demo>(Some(b"[faults]\n")).unwrap_err();
+            assert!(err.0.contains("did you mean `fault`?"), "{err}");
+            let err = src.parse::<Demo>(Some(b"[fault]\nzzz = 5\n")).unwrap_err();
+            assert!(!err.0.contains("did you mean"), "{err}");
+            Ok(())
+        });
+    }
+
+    /// Every problem in a file is reported at once: a type error, an unknown
+    /// key and an out-of-range value, each on its own line.
+    #[test]
+    fn all_errors_together() {
+        figment::Jail::expect_with(|jail| {
+            let src = source("demo.toml", true);
+            let text = b"[server]\nport = 70000\n[fault]\ndelay_ms = \"abc\"\nfial = true\n";
+            let err = src.parse::<Demo>(Some(text)).unwrap_err();
+            assert!(err.0.starts_with("3 problems:\n"), "{err}");
+            for part in [
+                "demo.toml: fault.delay_ms = \"abc\": expected a whole number of milliseconds",
+                "demo.toml: fault.fial: unknown field; did you mean `fail`?",
+                "demo.toml: server.port = 70000, expected 0..=65535",
+            ] {
+                assert!(err.0.contains(part), "{part} not in {err}");
+            }
+            // The file's problems and the environment's, together.
+            jail.set_env("DEMO_FAULT__DELAY_MS", "4000000");
+            let err = src
+                .parse::<Demo>(Some(b"[server]\nport = 70000\n"))
+                .unwrap_err();
+            assert!(
+                err.0
+                    .contains("env DEMO_FAULT__DELAY_MS: fault.delay_ms = 4000000"),
+                "{err}"
+            );
+            assert!(err.0.contains("demo.toml: server.port = 70000"), "{err}");
             Ok(())
         });
     }

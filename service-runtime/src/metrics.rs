@@ -1,4 +1,9 @@
-//! `GET /metrics` in Prometheus text format, through prometheus-client.
+//! `GET /metrics` in the format the scraper asks for, through prometheus-client.
+//!
+//! prometheus-client writes OpenMetrics; a scraper that does not ask for it
+//! (curl, promtool, Prometheus with OpenMetrics off) gets the Prometheus text
+//! format 0.0.4, where a counter's `# HELP`/`# TYPE` must name the `_total`
+//! series itself, or parsers see it as untyped and promtool finds no help.
 //!
 //! The runtime counts every request by endpoint and status and times it; each
 //! service registers its own metrics (B's upstream KINDs and breaker, A's faults)
@@ -7,7 +12,7 @@
 
 use std::time::Duration;
 
-use http_types::{Mime, Response, StatusCode};
+use http_types::{Request, Response, StatusCode};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -79,23 +84,95 @@ impl HttpMetrics {
     }
 }
 
-/// The `/metrics` answer for `registry`.
-pub fn render(registry: &Registry) -> Response {
-    let mut text = String::with_capacity(4096);
+/// `Content-Type` of the Prometheus text format, the default.
+pub const TEXT_0_0_4: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `Content-Type` of OpenMetrics text, for scrapers that ask for it.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The `/metrics` answer for `registry`, in the format `req`'s `Accept` prefers.
+pub fn render(registry: &Registry, req: &Request) -> Response {
+    let accept = req.header("accept").map(|h| h.as_str());
+    let mut open_metrics = String::with_capacity(4096);
     let mut res = Response::new(StatusCode::Ok);
-    if encode(&mut text, registry).is_err() {
+    if encode(&mut open_metrics, registry).is_err() {
         res.set_status(StatusCode::InternalServerError);
     }
-    res.set_body(text);
-    res.set_content_type(Mime::from(
-        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-    ));
+    let content_type = if wants_openmetrics(accept) {
+        res.set_body(open_metrics);
+        OPENMETRICS
+    } else {
+        res.set_body(to_text_0_0_4(&open_metrics));
+        TEXT_0_0_4
+    };
+    // As written, not through `Mime`, which would reorder the parameters.
+    res.insert_header("content-type", content_type);
     res
+}
+
+/// Whether `Accept` ranks OpenMetrics above the Prometheus text format (as
+/// Prometheus itself sends it: `application/openmetrics-text;version=1.0.0,
+/// ...,text/plain;version=0.0.4;q=0.5,*/*;q=0.1`). No header, or a tie: text.
+fn wants_openmetrics(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else { return false };
+    let (mut open, mut text) = (0.0_f32, 0.0_f32);
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match media.as_str() {
+            "application/openmetrics-text" => open = open.max(q),
+            "text/plain" | "text/*" | "*/*" => text = text.max(q),
+            _ => {}
+        }
+    }
+    open > 0.0 && open > text
+}
+
+/// OpenMetrics text as the Prometheus text format 0.0.4: a counter's `# HELP`
+/// and `# TYPE` name its `_total` series, and `# UNIT` and `# EOF` go (0.0.4
+/// has neither). prometheus-client writes no exemplars or `_created` here.
+fn to_text_0_0_4(open_metrics: &str) -> String {
+    let counters: Vec<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|tag| {
+            let rest = line.strip_prefix(tag)?;
+            let (name, tail) = rest.split_once(' ')?;
+            (counters.contains(&name) && !name.ends_with("_total"))
+                .then(|| format!("{tag}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scrape(registry: &Registry, accept: Option<&str>) -> (String, String) {
+        let mut req = Request::new(
+            http_types::Method::Get,
+            http_types::Url::parse("http://127.0.0.1/metrics").unwrap(),
+        );
+        if let Some(accept) = accept {
+            req.insert_header("accept", accept);
+        }
+        let mut res = render(registry, &req);
+        let kind = res.header("content-type").unwrap().as_str().to_owned();
+        (kind, smol::block_on(res.body_string()).unwrap())
+    }
 
     /// Recorded requests show up in the text format with their labels.
     #[test]
@@ -104,8 +181,7 @@ mod tests {
         let http = HttpMetrics::register(&mut registry);
         http.record("/echo", 200, Duration::from_millis(1));
         http.record("/echo", 200, Duration::from_millis(2));
-        let mut res = render(&registry);
-        let text = smol::block_on(res.body_string()).unwrap();
+        let (_, text) = scrape(&registry, None);
         assert!(
             text.contains(r#"http_requests_total{endpoint="/echo",code="200"} 2"#),
             "{text}"
@@ -114,6 +190,39 @@ mod tests {
             text.contains("http_request_duration_seconds_count{endpoint=\"/echo\"} 2"),
             "{text}"
         );
-        assert!(text.ends_with("# EOF\n"));
+    }
+
+    /// Without an Accept asking for OpenMetrics the answer is 0.0.4 text whose
+    /// counters are typed by their `_total` name; with one, OpenMetrics.
+    #[test]
+    fn negotiates_the_format() {
+        let mut registry = Registry::default();
+        let http = HttpMetrics::register(&mut registry);
+        http.record("/echo", 200, Duration::from_millis(1));
+        for accept in [None, Some("*/*"), Some("text/plain;version=0.0.4")] {
+            let (kind, text) = scrape(&registry, accept);
+            assert_eq!(kind, TEXT_0_0_4, "{accept:?}");
+            assert!(
+                text.contains("# TYPE http_requests_total counter\n"),
+                "{text}"
+            );
+            assert!(
+                text.contains("# HELP http_requests_total Requests"),
+                "{text}"
+            );
+            assert!(!text.contains("# EOF"), "{text}");
+        }
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        for accept in [prometheus, "application/openmetrics-text"] {
+            let (kind, text) = scrape(&registry, Some(accept));
+            assert_eq!(kind, OPENMETRICS, "{accept}");
+            assert!(text.contains("# TYPE http_requests counter\n"), "{text}");
+            assert!(text.ends_with("# EOF\n"), "{text}");
+        }
+        let (kind, _) = scrape(
+            &registry,
+            Some("text/plain, application/openmetrics-text;q=0.5"),
+        );
+        assert_eq!(kind, TEXT_0_0_4);
     }
 }

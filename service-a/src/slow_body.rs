@@ -128,6 +128,10 @@ impl AsyncRead for SlowBody {
                 let n = due.min(buf.len());
                 buf[..n].copy_from_slice(&self.bytes[self.sent..self.sent + n]);
                 self.sent += n;
+                if self.sent == self.bytes.len() {
+                    // The encoder knows the length: it may never read the EOF.
+                    self.finish();
+                }
                 return Poll::Ready(Ok(n));
             }
             let Some(tick) = self.tick.as_mut() else {

@@ -706,3 +706,37 @@ fn client_gone_during_a_stalled_body_is_499() {
         &a.lines()[from..]
     );
 }
+
+/// A stalled body read to its end is logged `status=ok`, once, with the
+/// time the body took: the line comes when the last byte is handed over.
+#[test]
+fn a_stalled_body_read_to_the_end_is_ok() {
+    let a = a_quick();
+    let from = a.line_count();
+    let reply = testkit::http::get_with(
+        &format!("{}/echo?msg=x", a.url),
+        &[("x-fault-body-delay-ms", "100")],
+    );
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, r#"{"echo":"x"}"#)
+    );
+    let line = a.wait_line_after(from, &["endpoint=/echo"]);
+    assert!(
+        line.contains("status=ok") && line.contains("fault=body_delay"),
+        "{line}"
+    );
+    let latency: u64 = testkit::field(&line, "latency_ms")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(latency >= 100, "{line}");
+    // The /metrics request's line proves every earlier line is written.
+    testkit::http::get(&format!("{}/metrics", a.url));
+    a.wait_line_after(from, &["endpoint=/metrics"]);
+    let echoes = a.lines()[from..]
+        .iter()
+        .filter(|l| l.contains("endpoint=/echo"))
+        .count();
+    assert_eq!(echoes, 1, "{:#?}", &a.lines()[from..]);
+}

@@ -12,20 +12,12 @@
 //! services printed for the last call or action, A's and B's paired by
 //! `trace_id`.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use testkit::fake::free_port;
 use testkit::http::{parse, raw};
 use testkit::{binary, field, Launch, Proc};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One checked block: what to do first, its language and its lines.
 #[derive(Debug)]

@@ -1,21 +1,12 @@
 //! `cargo lab up` end to end: typed commands stop and start A while B runs.
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use testkit::fake::free_port;
 use testkit::http::get;
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The launcher's output, line by line, waited on by content.
 struct Output {

@@ -49,10 +49,15 @@ impl FakeA {
 
 /// A URL where nothing listens: a port that was free a moment ago.
 pub fn refused_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    drop(listener);
-    url
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
 }
 
 const HEAD_20: &[u8] =

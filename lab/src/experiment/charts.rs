@@ -93,24 +93,8 @@ pub fn timeline(path: &Path, e: &Experiment, calls: &[Call]) -> anyhow::Result<(
     let total = e.total_seconds();
 
     let root = SVGBackend::new(path, (1000, 440)).into_drawing_area();
-    root.fill(&WHITE).map_err(|err| anyhow!("{err}"))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("{}: outcomes per 250 ms", e.title),
-            ("sans-serif", 18),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(55)
-        .build_cartesian_2d(0f64..total, 0f64..top)
-        .map_err(|err| anyhow!("{err}"))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_desc("seconds since the start of the run")
-        .y_desc("calls per 250 ms")
-        .draw()
-        .map_err(|err| anyhow!("{err}"))?;
+    let title = format!("{}: outcomes per 250 ms", e.title);
+    let mut chart = frame(&root, title, (total, top), "calls per 250 ms")?;
     for (k, kind) in kinds.iter().enumerate() {
         let c = colour(kind);
         let rects: Vec<_> = counts
@@ -150,6 +134,39 @@ pub fn timeline(path: &Path, e: &Experiment, calls: &[Call]) -> anyhow::Result<(
     Ok(())
 }
 
+/// A chart as both files draw one: white, titled, seconds across from 0 to
+/// `total`, `y_desc` up from 0 to `top`.
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// The frame both charts share (see [`Chart`]).
+fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    title: String,
+    (total, top): (f64, f64),
+    y_desc: &str,
+) -> anyhow::Result<Chart<'a, 'b>> {
+    root.fill(&WHITE).map_err(|err| anyhow!("{err}"))?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..total, 0f64..top)
+        .map_err(|err| anyhow!("{err}"))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("seconds since the start of the run")
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|err| anyhow!("{err}"))?;
+    Ok(chart)
+}
+
 /// `latency.svg`: p50 and p99 per 250 ms, and B's deadline.
 pub fn latency(path: &Path, e: &Experiment, calls: &[Call]) -> anyhow::Result<()> {
     let n = buckets(e);
@@ -176,24 +193,8 @@ pub fn latency(path: &Path, e: &Experiment, calls: &[Call]) -> anyhow::Result<()
     let total = e.total_seconds();
 
     let root = SVGBackend::new(path, (1000, 440)).into_drawing_area();
-    root.fill(&WHITE).map_err(|err| anyhow!("{err}"))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("{}: latency per 250 ms (from the scheduled start)", e.title),
-            ("sans-serif", 18),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..total, 0f64..top)
-        .map_err(|err| anyhow!("{err}"))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_desc("seconds since the start of the run")
-        .y_desc("ms")
-        .draw()
-        .map_err(|err| anyhow!("{err}"))?;
+    let title = format!("{}: latency per 250 ms (from the scheduled start)", e.title);
+    let mut chart = frame(&root, title, (total, top), "ms")?;
     let red = RGBColor(0xd6, 0x27, 0x28);
     chart
         .draw_series(LineSeries::new(

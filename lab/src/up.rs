@@ -164,10 +164,10 @@ fn command(
                         slot.start(lines)?;
                     }
                 }
-                _ => say!("lab | {HELP}"),
+                other => say!("lab | {other:?} is not something a service can do; {HELP}"),
             }
         }
-        _ => say!("lab | {HELP}"),
+        _ => say!("lab | not understood: {line:?}; {HELP}"),
     }
     Ok(false)
 }

@@ -354,17 +354,12 @@ fn binaries() -> anyhow::Result<(PathBuf, &'static str)> {
         };
         return Ok((here, build));
     }
+    // Not --quiet: the first release build takes a minute or two, and
+    // cargo's progress shows it is working.
+    eprintln!("lab | building the release binaries (the first time takes a minute or two)");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "service-a",
-            "-p",
-            "service-b",
-        ])
+        .args(["build", "--release", "-p", "service-a", "-p", "service-b"])
         .status()
         .context("running cargo build --release")?;
     if !status.success() {

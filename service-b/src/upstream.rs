@@ -78,22 +78,7 @@ impl Default for UpstreamSettings {
 impl UpstreamSettings {
     /// The URL, checked: `http`, with a host and nothing after the path.
     pub fn base_url(&self) -> Result<Url, Invalid> {
-        let invalid = || Invalid {
-            key: "upstream.url",
-            value: format!("{:?}", self.url),
-            expected: "an http:// URL with a host, e.g. \"http://127.0.0.1:8080\"".to_owned(),
-        };
-        let url = Url::parse(&self.url).map_err(|_| invalid())?;
-        let plain = url.scheme() == "http"
-            && url.host_str().is_some()
-            && url.query().is_none()
-            && url.fragment().is_none()
-            && url.username().is_empty();
-        if plain {
-            Ok(url)
-        } else {
-            Err(invalid())
-        }
+        Invalid::check_http_url("upstream.url", &self.url, "http://127.0.0.1:8080")
     }
 
     /// Checks every `[upstream]` key.

@@ -53,6 +53,28 @@ pub struct Invalid {
 }
 
 impl Invalid {
+    /// `value` as a plain `http://` URL with a host and nothing after the
+    /// path (no query, fragment or user); the error names `key` and shows
+    /// `example`. The services speak no TLS, so `https` is refused too.
+    pub fn check_http_url(key: &'static str, value: &str, example: &str) -> Result<url::Url, Self> {
+        let invalid = || Self {
+            key,
+            value: format!("{value:?}"),
+            expected: format!("an http:// URL with a host, e.g. \"{example}\""),
+        };
+        let url = url::Url::parse(value).map_err(|_| invalid())?;
+        let plain = url.scheme() == "http"
+            && url.host_str().is_some()
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty();
+        if plain {
+            Ok(url)
+        } else {
+            Err(invalid())
+        }
+    }
+
     /// Checks that `value` lies in `range`; the error names `key` and the range.
     pub fn check_range<T>(key: &'static str, value: T, range: RangeInclusive<T>) -> Result<(), Self>
     where

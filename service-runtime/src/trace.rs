@@ -69,23 +69,12 @@ impl TraceSettings {
     /// `<endpoint>/v1/traces`, checked: plain `http` with a host (the exporter
     /// speaks no TLS; a collector sidecar or node agent is reached in the clear).
     pub fn traces_url(&self) -> Result<Url, Invalid> {
-        let invalid = || Invalid {
-            key: "trace.endpoint",
-            value: format!("{:?}", self.endpoint),
-            expected: "an http:// URL with a host, e.g. \"http://127.0.0.1:4318\"".to_owned(),
-        };
-        let url = Url::parse(&self.endpoint).map_err(|_| invalid())?;
-        let plain = url.scheme() == "http"
-            && url.host_str().is_some()
-            && url.query().is_none()
-            && url.fragment().is_none()
-            && url.username().is_empty();
-        if !plain {
-            return Err(invalid());
-        }
+        let mut url =
+            Invalid::check_http_url("trace.endpoint", &self.endpoint, "http://127.0.0.1:4318")?;
         // As OTEL_EXPORTER_OTLP_ENDPOINT: a base URL, the signal's path appended.
-        let base = url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}/v1/traces")).map_err(|_| invalid())
+        let path = format!("{}/v1/traces", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+        Ok(url)
     }
 
     /// The export timeout as a `Duration`.

@@ -119,19 +119,7 @@ pub fn timeline(path: &Path, e: &Experiment, calls: &[Call]) -> anyhow::Result<(
             .label(kind.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
     }
-    draw_phases(&mut chart, e, top)?;
-    // Below the phase names, at the right.
-    let (w, _) = chart.plotting_area().dim_in_pixel();
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::Coordinate(w as i32 - 200, 26))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|err| anyhow!("{err}"))?;
-    root.present()
-        .map_err(|err| anyhow!("writing {}: {err}", path.display()))?;
-    Ok(())
+    finish(chart, e, top, &root, path)
 }
 
 /// A chart as both files draw one: white, titled, seconds across from 0 to
@@ -165,6 +153,28 @@ fn frame<'a, 'b>(
         .draw()
         .map_err(|err| anyhow!("{err}"))?;
     Ok(chart)
+}
+
+/// What both charts end with: the phase boundaries, the legend below the
+/// phase names at the right, and the file written.
+fn finish<'a, 'b>(
+    mut chart: Chart<'a, 'b>,
+    e: &Experiment,
+    top: f64,
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    path: &Path,
+) -> anyhow::Result<()> {
+    draw_phases(&mut chart, e, top)?;
+    let (w, _) = chart.plotting_area().dim_in_pixel();
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::Coordinate(w as i32 - 200, 26))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|err| anyhow!("{err}"))?;
+    root.present()
+        .map_err(|err| anyhow!("writing {}: {err}", path.display()))
 }
 
 /// `latency.svg`: p50 and p99 per 250 ms, and B's deadline.
@@ -214,17 +224,5 @@ pub fn latency(path: &Path, e: &Experiment, calls: &[Call]) -> anyhow::Result<()
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2)));
     }
-    draw_phases(&mut chart, e, top)?;
-    // Below the phase names, at the right.
-    let (w, _) = chart.plotting_area().dim_in_pixel();
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::Coordinate(w as i32 - 200, 26))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|err| anyhow!("{err}"))?;
-    root.present()
-        .map_err(|err| anyhow!("writing {}: {err}", path.display()))?;
-    Ok(())
+    finish(chart, e, top, &root, path)
 }

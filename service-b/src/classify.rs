@@ -1,11 +1,20 @@
 //! Which KIND a failed call is: socket facts and A's answers in, a
 //! [`CallError`] out. Every rule of the contract's KIND table is here, and the
 //! list of io errors that mean "A closed early" is written once.
+//!
+//! Errors are read by `io::ErrorKind` and, where std has no kind for them,
+//! by rustix's portable `Errno` (which names the same error `EMFILE` on
+//! Linux and macOS and `WSAEMFILE` on Windows), never by raw numbers.
+//! Two more rules sit on top of the table: a failure seen at or after the
+//! deadline is a `timeout` ([`at_deadline`]), and a failure the caller asked
+//! for with its own `x-fault-*` headers is not held against A
+//! ([`asked_by_caller`]).
 
 use std::io;
 
 use http_types::StatusCode;
 use serde::Deserialize;
+use service_runtime::wire;
 
 use crate::kind::{CallError, ErrorKind};
 
@@ -16,6 +25,8 @@ pub enum Failure {
     Connect(io::Error),
     /// The connection ended before a complete answer.
     Closed(Closed),
+    /// Reading or writing the connection failed otherwise.
+    Read(io::Error),
     /// What came back was not a valid HTTP answer.
     Malformed(String),
 }
@@ -58,6 +69,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Connect(e) => write!(f, "cannot connect: {e}"),
             Failure::Closed(how) => how.fmt(f),
+            Failure::Read(e) => write!(f, "the connection to A failed: {e}"),
             Failure::Malformed(why) => write!(f, "not a valid HTTP answer: {why}"),
         }
     }
@@ -78,14 +90,20 @@ pub fn closed_early(kind: io::ErrorKind) -> Option<Closed> {
 /// B's own limits, not A's fault: out of file descriptors (per process or
 /// system-wide), of buffers, or of local ports to connect from.
 fn out_of_resources(e: &io::Error) -> bool {
-    const EMFILE: i32 = 24;
-    const ENFILE: i32 = 23;
-    const ENOBUFS: i32 = 105;
-    const EADDRNOTAVAIL: i32 = 99;
-    matches!(
-        e.raw_os_error(),
-        Some(EMFILE | ENFILE | ENOBUFS | EADDRNOTAVAIL)
-    ) || e.kind() == io::ErrorKind::OutOfMemory
+    use rustix::io::Errno;
+    // Windows has no ENFILE: WSAEMFILE stands for both there.
+    #[cfg(not(windows))]
+    const OUT_OF: [Errno; 4] = [
+        Errno::MFILE,
+        Errno::NFILE,
+        Errno::NOBUFS,
+        Errno::ADDRNOTAVAIL,
+    ];
+    #[cfg(windows)]
+    const OUT_OF: [Errno; 3] = [Errno::MFILE, Errno::NOBUFS, Errno::ADDRNOTAVAIL];
+    e.kind() == io::ErrorKind::OutOfMemory
+        || e.kind() == io::ErrorKind::AddrNotAvailable
+        || Errno::from_io_error(e).is_some_and(|errno| OUT_OF.contains(&errno))
 }
 
 /// The KIND of a failure the pool reported for A at `authority`.
@@ -107,6 +125,7 @@ pub fn failure(failure: &Failure, authority: &str) -> CallError {
             format!("cannot reach {authority}: {e}"),
         ),
         Failure::Closed(how) => CallError::new(ErrorKind::ConnectionReset, how.to_string()),
+        Failure::Read(_) => CallError::new(ErrorKind::ConnectionReset, failure.to_string()),
         Failure::Malformed(_) => CallError::new(ErrorKind::BadResponse, failure.to_string()),
     }
 }
@@ -137,22 +156,29 @@ pub fn surf_error(err: &surf::Error, authority: &str) -> CallError {
     )
 }
 
-/// `upstream_status` for A's non-2xx answer, quoting the start of its body.
+/// `upstream_status` for A's non-2xx answer `code` (any of 100..=599) with
+/// the reason phrase A sent, quoting the start of its body.
 /// `injected`: A marked the answer as its own fault (`x-fault-injected`).
-pub fn status(status: StatusCode, injected: bool, body: &[u8]) -> CallError {
+pub fn status(code: u16, reason: &str, injected: bool, body: &[u8]) -> CallError {
     let text = String::from_utf8_lossy(body);
     let snippet: String = text.chars().take(200).collect();
     let origin = if injected { " (injected by A)" } else { "" };
+    // A's own words when it sent some; else the standard name, if any.
+    let reason = match reason.trim() {
+        "" => StatusCode::try_from(code).map_or("", |s| s.canonical_reason()),
+        said => said,
+    };
+    let interim = if (100..=199).contains(&code) {
+        " (an interim answer, and no final one)"
+    } else {
+        ""
+    };
     let err = CallError::new(
         ErrorKind::UpstreamStatus,
-        format!(
-            "A answered {} {}{origin}: {snippet}",
-            u16::from(status),
-            status.canonical_reason()
-        ),
+        format!("A answered {code} {reason}{origin}{interim}: {snippet}"),
     )
-    .with_status(status.into());
-    if status.is_client_error() && !injected {
+    .with_status(code);
+    if (400..=499).contains(&code) && !injected {
         // A refused what the caller sent (a bad x-fault-* header): A is fine.
         err.not_against_a()
     } else {
@@ -184,6 +210,62 @@ pub fn timeout(budget_ms: u128) -> CallError {
     )
 }
 
+/// A failure seen at or after the deadline is a `timeout`: whatever A did
+/// then (closed, reset, answered garbage), B had already stopped waiting, and
+/// which of the two events B processed first is an accident of scheduling
+/// (under CPU starvation A's close and B's timer land in the same wakeup).
+/// The detail still says what came at the deadline.
+pub fn at_deadline(err: CallError, budget_ms: u128) -> CallError {
+    if err.kind == ErrorKind::Timeout {
+        return err;
+    }
+    let mut late = timeout(budget_ms);
+    late.detail = format!(
+        "{} ({} at the deadline: {})",
+        late.detail,
+        err.kind.as_str(),
+        err.detail
+    );
+    late.against_a = err.against_a;
+    late
+}
+
+/// Which KINDs each per-request fault header can cause, by A's design.
+const CALLER_FAULTS: &[(&str, &[ErrorKind])] = &[
+    (wire::FAULT_DELAY_MS, &[ErrorKind::Timeout]),
+    (wire::FAULT_DELAY_P50_MS, &[ErrorKind::Timeout]),
+    (wire::FAULT_BODY_DELAY_MS, &[ErrorKind::Timeout]),
+    (wire::FAULT_BODY_BYTES_PER_S, &[ErrorKind::Timeout]),
+    (wire::FAULT_STATUS, &[ErrorKind::UpstreamStatus]),
+    (wire::FAULT_DROP, &[ErrorKind::ConnectionReset]),
+    (wire::FAULT_RESET, &[ErrorKind::ConnectionReset]),
+    (wire::FAULT_TRUNCATE, &[ErrorKind::ConnectionReset]),
+    (wire::FAULT_GARBAGE, &[ErrorKind::BadResponse]),
+    (wire::FAULT_BAD_BODY, &[ErrorKind::BadResponse]),
+];
+
+/// Whether the caller asked for this failure with one of its `x-fault-*`
+/// headers (`faults`, as forwarded to A): a header that can cause exactly
+/// this KIND was sent. Such a failure says nothing about A's health, so it
+/// counts neither for the breaker nor for the retry budget (as A's 4xx to a
+/// caller's bad header, and as Envoy's fault-filter aborts never reach its
+/// outlier detection). A refused or unreachable A is never the caller's doing.
+pub fn asked_by_caller(faults: &[(String, String)], kind: ErrorKind) -> bool {
+    faults.iter().any(|(name, _)| {
+        CALLER_FAULTS
+            .iter()
+            .any(|(header, kinds)| name.eq_ignore_ascii_case(header) && kinds.contains(&kind))
+    })
+}
+
+/// The same failure, marked as the caller's own doing: not against A, and
+/// said so in the detail.
+pub fn caller_asked(mut err: CallError) -> CallError {
+    err.detail
+        .push_str(" (asked for by the caller's x-fault-* headers: not counted against A)");
+    err.not_against_a()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,7 +288,7 @@ mod tests {
         let no_route = Failure::Connect(io::Error::other("no route"));
         assert_eq!(failure(&no_route, "x").kind, ErrorKind::Unreachable);
 
-        let no_fds = Failure::Connect(io::Error::from_raw_os_error(24));
+        let no_fds = Failure::Connect(rustix::io::Errno::MFILE.into());
         let e = failure(&no_fds, "x");
         assert_eq!(
             (e.kind, e.http_status, e.against_a),
@@ -266,11 +348,7 @@ mod tests {
     /// and A's 4xx to a caller's own header is not held against A.
     #[test]
     fn statuses_keep_a_status() {
-        let e = status(
-            StatusCode::ImATeapot,
-            true,
-            br#"{"error":"injected failure"}"#,
-        );
+        let e = status(418, "", true, br#"{"error":"injected failure"}"#);
         assert_eq!((e.kind, e.http_status), (ErrorKind::UpstreamStatus, 418));
         assert!(
             e.detail
@@ -279,11 +357,66 @@ mod tests {
             e.detail
         );
         assert!(e.against_a, "an injected failure counts against A");
-        let refused = status(StatusCode::BadRequest, false, b"{}");
+        let refused = status(400, "Bad Request", false, b"{}");
         assert!(
             !refused.against_a,
             "A's 400 to a caller's header is not A's failure"
         );
+    }
+
+    /// Statuses http-types cannot name keep their code and A's reason.
+    #[test]
+    fn unnamed_statuses_keep_their_code() {
+        let e = status(420, "Enhance Your Calm", false, b"");
+        assert_eq!((e.kind, e.http_status), (ErrorKind::UpstreamStatus, 420));
+        assert!(
+            e.detail.starts_with("A answered 420 Enhance Your Calm"),
+            "{}",
+            e.detail
+        );
+        let e = status(599, "", true, b"");
+        assert_eq!(e.http_status, 599);
+        let e = status(103, "Early Hints", false, b"");
+        assert!(e.detail.contains("interim"), "{}", e.detail);
+    }
+
+    /// Running out of descriptors, buffers or ports is B's own trouble on
+    /// every platform, read through the portable errno names.
+    #[test]
+    fn out_of_resources_is_portable() {
+        use rustix::io::Errno;
+        for errno in [Errno::MFILE, Errno::NOBUFS, Errno::ADDRNOTAVAIL] {
+            let e = failure(&Failure::Connect(errno.into()), "x");
+            assert_eq!(e.kind, ErrorKind::BOverloaded, "{errno:?}");
+        }
+        let e = failure(&Failure::Connect(Errno::NETUNREACH.into()), "x");
+        assert_eq!(e.kind, ErrorKind::Unreachable);
+    }
+
+    /// A failure at the deadline is a timeout that says what came then.
+    #[test]
+    fn failures_at_the_deadline_are_timeouts() {
+        let reset = CallError::new(ErrorKind::ConnectionReset, "A reset");
+        let e = at_deadline(reset, 1000);
+        assert_eq!((e.kind, e.http_status), (ErrorKind::Timeout, 504));
+        assert!(
+            e.detail
+                .contains("connection_reset at the deadline: A reset"),
+            "{}",
+            e.detail
+        );
+    }
+
+    /// Only a header that can cause the KIND makes a failure the caller's.
+    #[test]
+    fn caller_asked_failures() {
+        let faults = vec![("x-fault-reset".to_owned(), "1".to_owned())];
+        assert!(asked_by_caller(&faults, ErrorKind::ConnectionReset));
+        assert!(!asked_by_caller(&faults, ErrorKind::ConnectionRefused));
+        assert!(!asked_by_caller(&faults, ErrorKind::Timeout));
+        assert!(!asked_by_caller(&[], ErrorKind::ConnectionReset));
+        let e = caller_asked(CallError::new(ErrorKind::ConnectionReset, "reset"));
+        assert!(!e.against_a);
     }
 
     /// Only `{"echo": string}` is an echo.

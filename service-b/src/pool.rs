@@ -1,12 +1,21 @@
-//! B's keep-alive connections to A: surf's backend, built on `async_h1::connect`.
+//! B's keep-alive connections to A: surf's backend, writing requests and
+//! reading answers with B's own decoder (`answer.rs`).
+//!
+//! What each part does: surf is B's client API (a `surf::Request` in, a
+//! `surf::Response` out, its error type); this pool is surf's `HttpClient`,
+//! and it writes the request head itself and hands the socket to
+//! `answer::read_answer`, which reads the answer within fixed bounds. The
+//! exact status travels beside the `Response` as an `ExactStatus` extension,
+//! since http-types cannot name every status an upstream may send.
 //!
 //! surf's own h1 pool was unsafe here: a call abandoned at its
 //! deadline put its connection back with the late answer unread, and the next
 //! call read that answer as its own. This pool keeps three rules instead:
 //!
-//! 1. A connection returns to the pool only after a complete answer was read
-//!    from it. A call that fails or is abandoned (its future dropped at the
-//!    deadline) drops its connection, and with it any late answer.
+//! 1. A connection returns to the pool only after a complete final answer was
+//!    read from it (interim `1xx` answers skipped), framed by length or chunks,
+//!    with nothing after it. A call that fails or is abandoned (its future
+//!    dropped at the deadline) drops its connection, and with it any late answer.
 //! 2. Before reuse, a pooled connection is checked without blocking: if A closed
 //!    it (A restarted, or its idle timeout passed) or it holds stray bytes, it is
 //!    discarded and the next one (or a fresh one) is used. A connection idle for
@@ -14,30 +23,24 @@
 //!    (`server.header_timeout_ms`) can close it under a request: a close that
 //!    races the reuse would be reported as A's `connection_reset`.
 //! 3. Failures are reported as facts ([`Failure`]): could not connect, closed
-//!    early, or not HTTP. `classify.rs` turns those into the contract's KINDs.
+//!    early, a read failed, or not HTTP. `classify.rs` turns those into the contract's KINDs.
 //!    They travel inside surf's error type, because surf's backend trait
 //!    (`HttpClient::send`) can return no other; `classify.rs` downcasts them.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use async_h1::client;
 use http_client::{Config, HttpClient, Request, Response};
-use http_types::Body;
+use http_types::headers::{HeaderName, HeaderValue};
+use http_types::{Body, StatusCode};
 use prometheus_client::metrics::counter::Counter;
-use smol::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use smol::io::AsyncWriteExt as _;
 use smol::Async;
 
-use crate::classify::{closed_early, Closed, Failure};
-
-/// The largest answer body B reads from A. A's echo of the longest URI it
-/// accepts is far smaller; anything bigger is not the answer B expects.
-pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
+use crate::answer::{read_answer, Answer, ReadBuf};
+use crate::classify::{closed_early, Failure};
 
 /// A pool of keep-alive connections to one upstream (A), used as surf's backend.
 #[derive(Debug)]
@@ -111,8 +114,8 @@ impl Pool {
         let _ = stream.get_ref().set_nodelay(true);
         self.opened.inc();
         Ok(Conn {
-            io: Arc::new(stream),
-            eof: Arc::new(AtomicBool::new(false)),
+            io: stream,
+            buf: ReadBuf::default(),
         })
     }
 }
@@ -128,15 +131,15 @@ async fn resolve(authority: &str) -> io::Result<SocketAddr> {
 #[http_client::async_trait]
 impl HttpClient for Pool {
     async fn send(&self, req: Request) -> Result<Response, http_types::Error> {
-        let conn = match self.checkout() {
+        let mut conn = match self.checkout() {
             Some(conn) => conn,
             None => self.connect().await?,
         };
-        let (res, reusable) = exchange(conn.clone(), req).await?;
-        if reusable {
+        let answer = exchange(&mut conn, &req, &self.authority).await?;
+        if answer.reusable {
             self.checkin(conn);
         }
-        Ok(res)
+        Ok(into_response(answer))
     }
 
     fn set_config(&mut self, config: Config) -> http_types::Result<()> {
@@ -149,88 +152,84 @@ impl HttpClient for Pool {
     }
 }
 
-/// Writes `req`, reads the whole answer, and says whether the connection can be reused.
-async fn exchange(conn: Conn, req: Request) -> Result<(Response, bool), Failure> {
-    let eof = conn.eof.clone();
-    let failed = |e: http_types::Error| describe(e, &eof);
-    // async_h1::client::connect, minus the 8 KiB buffer its io::copy allocates
-    // per call: the request head is a few hundred bytes, written at once.
+/// Writes `req` and reads its whole answer. Dropped at the deadline, it drops
+/// the connection with it (rule 1).
+async fn exchange(conn: &mut Conn, req: &Request, authority: &str) -> Result<Answer, Failure> {
     let mut head = Vec::with_capacity(512);
-    let mut writer = conn.clone();
-    client::Encoder::new(req)
-        .read_to_end(&mut head)
-        .await
-        .map_err(|e| failed(e.into()))?;
-    writer
-        .write_all(&head)
-        .await
-        .map_err(|e| failed(e.into()))?;
+    encode(req, authority, &mut head);
+    (&conn.io).write_all(&head).await.map_err(io_failure)?;
     // A cannot have answered yet: wait for its answer rather than try a read
     // that would fail (a syscall per call).
-    conn.io.readable().await.map_err(|e| failed(e.into()))?;
-    let mut res = client::decode(conn).await.map_err(failed)?;
+    conn.io.readable().await.map_err(io_failure)?;
+    read_answer(&mut &conn.io, &mut conn.buf).await
+}
 
-    let declared = res.len();
-    let framed = declared.is_some() || res.header("transfer-encoding").is_some();
-    let close = res
-        .header("connection")
-        .is_some_and(|v| v.as_str().eq_ignore_ascii_case("close"));
+fn io_failure(e: io::Error) -> Failure {
+    match closed_early(e.kind()) {
+        Some(how) => Failure::Closed(how),
+        None => Failure::Read(e),
+    }
+}
 
-    let mut bytes = Vec::with_capacity(declared.unwrap_or(512).min(MAX_BODY_BYTES as usize));
-    let read = res
-        .take_body()
-        .take(MAX_BODY_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .await;
-    match (read, declared) {
-        (Ok(_), _) => {}
-        // The connection ended inside a body of announced length: say how short.
-        (Err(e), Some(announced))
-            if closed_early(e.kind()).is_some() || eof.load(Ordering::Relaxed) =>
-        {
-            return Err(Failure::Closed(Closed::ShortBody {
-                got: bytes.len(),
-                announced,
-            }))
+/// The request head as it goes to A: B's calls are GETs without a body, so
+/// the head is the whole request. `Host` is A's authority; every header
+/// field of `req` follows as it is.
+fn encode(req: &Request, authority: &str, out: &mut Vec<u8>) {
+    let url = req.url();
+    out.extend_from_slice(req.method().as_ref().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(url.path().as_bytes());
+    if let Some(query) = url.query() {
+        out.push(b'?');
+        out.extend_from_slice(query.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(authority.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, values) in req.iter() {
+        for value in values.iter() {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_str().as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
-        (Err(e), _) => return Err(describe(e.into(), &eof)),
     }
-    if bytes.len() as u64 > MAX_BODY_BYTES {
-        return Err(Failure::Malformed(format!(
-            "answer body larger than {MAX_BODY_BYTES} bytes"
-        )));
-    }
-    if let Some(announced) = declared.filter(|len| *len != bytes.len()) {
-        return Err(Failure::Closed(Closed::ShortBody {
-            got: bytes.len(),
-            announced,
-        }));
-    }
-    res.set_body(Body::from_bytes(bytes));
-    Ok((res, framed && !close))
+    out.extend_from_slice(b"\r\n");
 }
 
-/// Classifies an error from async-h1 by what happened on the socket: an EOF or a
-/// reset means A closed early; anything else means the bytes were not HTTP.
-fn describe(e: http_types::Error, eof: &AtomicBool) -> Failure {
-    if let Some(how) = e
-        .downcast_ref::<io::Error>()
-        .and_then(|io| closed_early(io.kind()))
-    {
-        return Failure::Closed(how);
+/// surf's `Response` for a decoded answer: the status if http-types names it
+/// (else the first of its class), every header field that is ASCII, the
+/// body, and the exact status as an [`ExactStatus`] extension, which is what
+/// B reads.
+fn into_response(answer: Answer) -> Response {
+    let Answer { head, body, .. } = answer;
+    let code = head.status.code;
+    let named = StatusCode::try_from(code).unwrap_or(match code {
+        100..=199 => StatusCode::Continue,
+        200..=299 => StatusCode::Ok,
+        300..=399 => StatusCode::MultipleChoice,
+        400..=499 => StatusCode::BadRequest,
+        _ => StatusCode::InternalServerError,
+    });
+    let mut res = Response::new(named);
+    for (name, value) in head.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_string(name),
+            HeaderValue::from_bytes(value),
+        ) {
+            res.append_header(name, value);
+        }
     }
-    if eof.load(Ordering::Relaxed) {
-        return Failure::Closed(Closed::Fin);
-    }
-    Failure::Malformed(e.to_string())
+    res.ext_mut().insert(head.status);
+    res.set_body(Body::from_bytes(body));
+    res
 }
 
-/// One TCP connection to A, noting whether A has closed its side.
-#[derive(Debug, Clone)]
+/// One TCP connection to A, with its read buffer (bytes read ahead stay there).
+#[derive(Debug)]
 struct Conn {
-    io: Arc<Async<TcpStream>>,
-    /// Set when a read returned end-of-stream: A closed the connection.
-    eof: Arc<AtomicBool>,
+    io: Async<TcpStream>,
+    buf: ReadBuf,
 }
 
 impl Conn {
@@ -239,43 +238,10 @@ impl Conn {
         let mut byte = [0u8; 1];
         // The socket is non-blocking: WouldBlock means open and quiet. Ok(0) is
         // A's FIN; Ok(1) is a stray byte no request asked for.
-        match self.io.get_ref().peek(&mut byte) {
-            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
-            Ok(_) => false,
-        }
-    }
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut &*self.io).poll_read(cx, buf);
-        if let Poll::Ready(Ok(0)) = polled {
-            if !buf.is_empty() {
-                self.eof.store(true, Ordering::Relaxed);
+        self.buf.unread().is_empty()
+            && match self.io.get_ref().peek(&mut byte) {
+                Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+                Ok(_) => false,
             }
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self.io).poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self.io).poll_close(cx)
     }
 }

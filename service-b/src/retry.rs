@@ -63,7 +63,10 @@ impl Retry {
         if attempts > self.retries {
             return Err(Stop::NoRetriesLeft);
         }
-        let retryable = err.kind != ErrorKind::Timeout
+        // A failure the caller asked for (or B's own) would only be asked for
+        // again: it is not retried, and so takes nothing from the budget.
+        let retryable = err.against_a
+            && err.kind != ErrorKind::Timeout
             && self.retry_on.contains(&err.kind)
             && (err.kind != ErrorKind::UpstreamStatus || err.http_status >= 500);
         if !retryable {
@@ -94,7 +97,8 @@ impl Retry {
 pub enum Stop {
     /// `upstream.retries` attempts were made already.
     NoRetriesLeft,
-    /// This KIND is not in `retry_on` (or is a timeout, or A's 4xx).
+    /// This KIND is not in `retry_on` (or is a timeout, or A's 4xx, or the
+    /// caller asked for it with its `x-fault-*` headers).
     NotRetryable,
     /// The backoff would end past the call's deadline.
     NoTimeLeft,
@@ -186,6 +190,12 @@ mod tests {
         assert_eq!(r.next(1, &err(ErrorKind::Timeout, 504), far()), no);
         assert_eq!(r.next(1, &err(ErrorKind::UpstreamStatus, 429), far()), no);
         assert_eq!(r.next(1, &err(ErrorKind::BadResponse, 502), far()), no);
+        let asked = err(ErrorKind::ConnectionRefused, 503).not_against_a();
+        assert_eq!(
+            r.next(1, &asked, far()),
+            no,
+            "a failure the caller asked for"
+        );
         assert_eq!(
             r.next(4, &err(ErrorKind::ConnectionRefused, 503), far()),
             Err(Stop::NoRetriesLeft)

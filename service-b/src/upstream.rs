@@ -31,6 +31,7 @@ use smol::future::FutureExt as _;
 use smol::Timer;
 use url::Url;
 
+use crate::answer::ExactStatus;
 use crate::breaker::{Breaker, BreakerSettings, State};
 use crate::classify;
 use crate::kind::{CallError, ErrorKind};
@@ -448,9 +449,17 @@ impl Upstream {
                 .map_err(|e| classify::surf_error(&e, &self.authority))?;
             // The pool has read the whole body already: taking it cannot fail.
             let body = res.take_body().into_bytes().await.unwrap_or_default();
-            if !res.status().is_success() {
+            // The exact status, which http-types may not name (420, 599).
+            let exact = res
+                .ext::<ExactStatus>()
+                .cloned()
+                .unwrap_or_else(|| ExactStatus {
+                    code: res.status().into(),
+                    reason: String::new(),
+                });
+            if !(200..=299).contains(&exact.code) {
                 let injected = res.header(wire::FAULT_INJECTED).is_some();
-                return Err(classify::status(res.status(), injected, &body));
+                return Err(classify::status(exact.code, &exact.reason, injected, &body));
             }
             parse(&body)
         };
@@ -458,7 +467,16 @@ impl Upstream {
             Timer::at(deadline).await;
             Err(classify::timeout(self.timeout.as_millis()))
         };
-        let result = call.or(expire).await;
+        let result = call.or(expire).await.map_err(|mut err| {
+            // Whatever failed at or after the deadline, B had stopped waiting.
+            if Instant::now() >= deadline {
+                err = classify::at_deadline(err, self.timeout.as_millis());
+            }
+            if classify::asked_by_caller(&forward.faults, err.kind) {
+                err = classify::caller_asked(err);
+            }
+            err
+        });
         if let (Some(span), Err(e)) = (&span, &result) {
             span.add_property(|| ("error.type", e.kind.as_str()));
         }

@@ -236,10 +236,34 @@ async fn answer(plan: &Plan, msg: &str, method: Method) -> Outcome {
     if let Some(label) = plan.label() {
         res.insert_header(FAULT_INJECTED, label);
     }
-    if plan.broken == Broken::Truncate {
-        let http_status = u16::from(res.status());
+    // A status http-types cannot name (420, 599) or an interim 1xx: written
+    // here, byte by byte, then the connection closes.
+    let unnamed = plan
+        .fail
+        .filter(|&code| code < 200 || StatusCode::try_from(code).is_err());
+    if let Some(code) = unnamed.filter(|_| plan.broken != Broken::Truncate) {
         res.insert_header(CONNECTION, "close");
-        let Ok(mut bytes) = http::encode(res, method).await else {
+        let Ok(bytes) = exact_status(res, code, method).await else {
+            return Outcome::Dropped;
+        };
+        return Outcome::Raw {
+            bytes,
+            status: if (200..=299).contains(&code) {
+                "ok"
+            } else {
+                "error"
+            },
+            http_status: code,
+        };
+    }
+    if plan.broken == Broken::Truncate {
+        let http_status = plan.fail.unwrap_or(u16::from(res.status()));
+        res.insert_header(CONNECTION, "close");
+        let encoded = match unnamed {
+            Some(code) => exact_status(res, code, method).await,
+            None => http::encode(res, method).await,
+        };
+        let Ok(mut bytes) = encoded else {
             return Outcome::Dropped;
         };
         let head = bytes
@@ -262,6 +286,53 @@ async fn answer(plan: &Plan, msg: &str, method: Method) -> Outcome {
         bytes,
         stall: plan.body_delay,
         bytes_per_s: plan.bytes_per_s,
+    }
+}
+
+/// `res` on the wire with status `code` in its status line, whatever
+/// http-types can name. A 1xx is a head alone (HTTP gives interim answers no
+/// body); other codes keep the body and its `Content-Length`.
+async fn exact_status(res: Response, code: u16, method: Method) -> std::io::Result<Vec<u8>> {
+    let encoded = http::encode(res, method).await?;
+    let line_end = encoded.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+    let head_end = encoded
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(encoded.len(), |i| i + 4);
+    let mut bytes = format!("HTTP/1.1 {code} {}", reason(code)).into_bytes();
+    if code < 200 {
+        // The fields but the body's framing, then the blank line.
+        for line in encoded[line_end..head_end].split(|&b| b == b'\n') {
+            let lower = line.to_ascii_lowercase();
+            if !lower.starts_with(b"content-length") && !lower.starts_with(b"transfer-encoding") {
+                bytes.extend_from_slice(line);
+                bytes.push(b'\n');
+            }
+        }
+        bytes.truncate(bytes.len().saturating_sub(1));
+        return Ok(bytes);
+    }
+    bytes.extend_from_slice(&encoded[line_end..]);
+    Ok(bytes)
+}
+
+/// A reason phrase for a status http-types may not name: the ones servers
+/// commonly send (nginx, Cloudflare, AWS), else a plain description.
+fn reason(code: u16) -> &'static str {
+    match code {
+        420 => "Enhance Your Calm",
+        499 => "Client Closed Request",
+        520 => "Web Server Returned an Unknown Error",
+        521 => "Web Server Is Down",
+        522 => "Connection Timed Out",
+        523 => "Origin Is Unreachable",
+        524 => "A Timeout Occurred",
+        525 => "SSL Handshake Failed",
+        526 => "Invalid SSL Certificate",
+        527 => "Railgun Error",
+        598 => "Network Read Timeout Error",
+        599 => "Network Connect Timeout Error",
+        _ => StatusCode::try_from(code).map_or("Injected Failure", |s| s.canonical_reason()),
     }
 }
 
@@ -302,8 +373,9 @@ struct Echo<'a> {
     echo: &'a str,
 }
 
-/// `{"error":"injected failure","status":N}` with status N (one that
-/// validation let through: http-types names it), and `Retry-After` when asked.
+/// `{"error":"injected failure","status":N}` with status N (500 in the
+/// `Response` when http-types cannot name N: [`exact_status`] writes N), and
+/// `Retry-After` when asked.
 fn injected_failure(code: u16, retry_after: Option<u64>) -> Response {
     #[derive(Serialize)]
     struct Failure {
@@ -351,6 +423,45 @@ mod tests {
             Reply::Raw(bytes) => bytes,
             other => panic!("not raw: {other:?}"),
         }
+    }
+
+    /// Statuses http-types cannot name go out exactly, body and length kept;
+    /// a 1xx goes out as a head alone.
+    #[test]
+    fn any_status_goes_out_exactly() {
+        smol::block_on(async {
+            let failing = |code| {
+                app(FaultSettings {
+                    fail: true,
+                    fail_status: code,
+                    ..FaultSettings::default()
+                })
+            };
+            let bytes = raw(&failing(420), get("/echo")).await;
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(
+                text.starts_with("HTTP/1.1 420 Enhance Your Calm\r\n"),
+                "{text}"
+            );
+            assert!(text.contains("connection: close\r\n"), "{text}");
+            assert!(
+                text.ends_with(r#"{"error":"injected failure","status":420}"#),
+                "{text}"
+            );
+            let bytes = raw(&failing(599), get("/echo")).await;
+            assert!(bytes.starts_with(b"HTTP/1.1 599 Network Connect Timeout Error\r\n"));
+            let bytes = raw(&failing(103), get("/echo")).await;
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(text.starts_with("HTTP/1.1 103 Early Hints\r\n"), "{text}");
+            assert!(
+                text.ends_with("\r\n\r\n") && !text.contains("content-length"),
+                "{text}"
+            );
+            // A named status is still an ordinary answer.
+            let mut res = answer(&failing(503), get("/echo")).await;
+            assert_eq!(res.status(), StatusCode::ServiceUnavailable);
+            assert!(body(&mut res).await.contains("503"));
+        });
     }
 
     /// Garbage is not HTTP; a truncated answer announces more than it sends.

@@ -14,7 +14,7 @@ pub const FAULT_PREFIX: &str = "x-fault-";
 /// Caller to A (through B): delay this request by so many milliseconds.
 pub const FAULT_DELAY_MS: &str = "x-fault-delay-ms";
 
-/// Caller to A (through B): fail this request with this status, 400..=599,
+/// Caller to A (through B): fail this request with this status, 100..=599,
 /// or with one drawn from weights: `503:3,500:1`.
 pub const FAULT_STATUS: &str = "x-fault-status";
 

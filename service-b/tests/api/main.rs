@@ -1,6 +1,7 @@
 //! Service B across processes: the real B in front of the real A (or a fake one),
 //! on free ports with temporary configs.
 
+mod any_upstream;
 mod call_echo;
 mod config;
 mod failures;

@@ -386,3 +386,135 @@ fn a_sends_and_b_reports_any_status() {
         b.wait_line(&["error=upstream_status", &format!("http_status={code} ")]);
     }
 }
+
+/// Starves a process as an overloaded machine would: stopped (SIGSTOP) for
+/// `off`, then let run for `on`, until dropped; it always lets it run again.
+#[cfg(unix)]
+struct Starver {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+#[cfg(unix)]
+impl Starver {
+    fn start(pids: Vec<(u32, Duration, Duration)>) -> Self {
+        use std::sync::atomic::Ordering;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = done.clone();
+        let thread = thread::spawn(move || {
+            let signal = |sig: &str, pid: u32| {
+                let _ = std::process::Command::new("kill")
+                    .args([sig, &pid.to_string()])
+                    .status();
+            };
+            while !stop.load(Ordering::Relaxed) {
+                for &(pid, off, on) in &pids {
+                    signal("-STOP", pid);
+                    thread::sleep(off);
+                    signal("-CONT", pid);
+                    thread::sleep(on);
+                }
+            }
+            for &(pid, _, _) in &pids {
+                signal("-CONT", pid);
+            }
+        });
+        Self {
+            done,
+            thread: Some(thread),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Starver {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The course's failures (A slower than the deadline, then A stopped) with
+/// both services starved of CPU: B frozen for 150 ms at a time, A for 20 ms.
+/// A gives up on its delayed requests just after B's deadline and closes, so
+/// B often wakes to A's close and its own timer at once. The matrix of what
+/// A did × what B said has no forbidden cell: while A is slow, only `timeout`;
+/// while A is stopped, only `connection_refused` (or `timeout`, if starved
+/// past the deadline).
+#[cfg(unix)]
+#[test]
+fn the_course_starved_has_no_forbidden_cell() {
+    use std::collections::BTreeMap;
+    let _clock = crate::exclusive();
+    let mut a = start_a("");
+    let b = start_b(&a.url, 1000);
+    assert_eq!(call(&b, "warm").status, 200);
+    let a_config = |fault: &str| format!("[server]\nport = {}\n\n[fault]\n{fault}\n", a.port());
+
+    let mut matrix: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    let mut run_phase = |phase: &'static str, seconds: u64, b: &Proc| {
+        let until = Instant::now() + Duration::from_secs(seconds);
+        let callers: Vec<_> = (0..6)
+            .map(|_| {
+                let url = format!("{}/call-echo?msg=s", b.url);
+                thread::spawn(move || {
+                    let mut kinds = Vec::new();
+                    while Instant::now() < until {
+                        let reply = get(&url);
+                        kinds.push(match reply.status {
+                            200 => "ok".to_owned(),
+                            _ => reply.json()["error"].as_str().unwrap_or("?").to_owned(),
+                        });
+                    }
+                    kinds
+                })
+            })
+            .collect();
+        for caller in callers {
+            for kind in caller.join().expect("caller") {
+                *matrix.entry((phase, kind)).or_default() += 1;
+            }
+        }
+    };
+
+    let starved = Starver::start(vec![
+        (
+            b.pid(),
+            Duration::from_millis(150),
+            Duration::from_millis(50),
+        ),
+        (
+            a.pid(),
+            Duration::from_millis(20),
+            Duration::from_millis(30),
+        ),
+    ]);
+    a.write_config(&a_config("delay_ms = 1500"));
+    a.wait_line(&["event=config_reloaded", "delay_ms=1500"]);
+    run_phase("A slow", 8, &b);
+    a.kill();
+    run_phase("A stopped", 3, &b);
+    drop(starved);
+
+    let allowed = |phase: &str, kind: &str| match phase {
+        "A slow" => kind == "timeout",
+        _ => kind == "connection_refused" || kind == "timeout",
+    };
+    let forbidden: Vec<_> = matrix
+        .iter()
+        .filter(|((phase, kind), _)| !allowed(phase, kind))
+        .collect();
+    eprintln!("matrix (phase, B said) -> calls: {matrix:?}");
+    assert!(
+        forbidden.is_empty(),
+        "forbidden cells: {forbidden:?}; all: {matrix:?}"
+    );
+    let slow_calls: usize = matrix
+        .iter()
+        .filter(|((p, _), _)| *p == "A slow")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(slow_calls >= 12, "too few calls to judge: {matrix:?}");
+}

@@ -405,6 +405,7 @@ impl Starver {
             let signal = |sig: &str, pid: u32| {
                 let _ = std::process::Command::new("kill")
                     .args([sig, &pid.to_string()])
+                    .stderr(std::process::Stdio::null())
                     .status();
             };
             while !stop.load(Ordering::Relaxed) {
@@ -494,7 +495,14 @@ fn the_course_starved_has_no_forbidden_cell() {
     a.write_config(&a_config("delay_ms = 1500"));
     a.wait_line(&["event=config_reloaded", "delay_ms=1500"]);
     run_phase("A slow", 8, &b);
+    // A's pid leaves the starver before A dies: a reused pid is never signalled.
+    drop(starved);
     a.kill();
+    let starved = Starver::start(vec![(
+        b.pid(),
+        Duration::from_millis(150),
+        Duration::from_millis(50),
+    )]);
     run_phase("A stopped", 3, &b);
     drop(starved);
 

@@ -204,8 +204,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
         }
         Err(httparse::Error::Version) => {
             return Err(malformed(format!(
-                "the answer does not start with an HTTP/1.x status line: {}",
-                first_bytes(buf)
+                "the answer does not start with an HTTP/1.x status line: it starts {}",
+                first_word(buf)
             )))
         }
         Err(e) => {
@@ -310,6 +310,16 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
         keep_alive,
         len,
     }))
+}
+
+/// The first word of what came back (`SSH-2.0-OpenSSH_9.2`, `220`), for a
+/// message: up to a space or line end, at most 32 bytes, escaped.
+fn first_word(buf: &[u8]) -> String {
+    let end = buf
+        .iter()
+        .position(|b| matches!(b, b' ' | b'\r' | b'\n'))
+        .unwrap_or(buf.len());
+    first_bytes(&buf[..end])
 }
 
 /// The start of what came back, for a message: at most 32 bytes, escaped.

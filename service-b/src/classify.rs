@@ -262,7 +262,7 @@ pub fn asked_by_caller(faults: &[(String, String)], kind: ErrorKind) -> bool {
 /// said so in the detail.
 pub fn caller_asked(mut err: CallError) -> CallError {
     err.detail
-        .push_str(" (asked for by the caller's x-fault-* headers: not counted against A)");
+        .push_str(" (asked for by the caller: not held against A)");
     err.not_against_a()
 }
 

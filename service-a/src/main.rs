@@ -33,6 +33,7 @@ const SERVICE: Service = Service {
     binary: "service-a",
     default_config: "config/service-a.toml",
     env_prefix: "SERVICE_A_",
+    descriptors_per_connection: 1,
 };
 
 fn main() {

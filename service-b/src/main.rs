@@ -40,6 +40,7 @@ const SERVICE: Service = Service {
     binary: "service-b",
     default_config: "config/service-b.toml",
     env_prefix: "SERVICE_B_",
+    descriptors_per_connection: 2,
 };
 
 fn main() {

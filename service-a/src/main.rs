@@ -5,7 +5,7 @@
 //! - `echo`: the endpoints and their log lines.
 //! - `fault`: every injected fault, decided per request.
 //! - `slow_body`: answer bodies that stall or trickle.
-//! - `reload`: applies edits of the config file while A runs.
+//! - `reload`: what an edit of the config file does while A runs.
 //! - `config`: the settings and their limits.
 
 #![forbid(unsafe_code)]
@@ -40,14 +40,17 @@ fn main() {
     let (source, loaded) = SERVICE.load::<Settings>();
     let app = Arc::new(App::new(Faults::new(loaded.settings.fault.clone())));
     let (hangup, hangups) = smol::channel::unbounded();
+    let target = reload::Reload {
+        source: source.clone(),
+        app: app.clone(),
+        running: loaded.settings.clone(),
+    };
     EXECUTOR
-        .spawn(reload::watch(
-            SERVICE.name,
+        .spawn(service_runtime::reload::watch(
             source.clone(),
-            app.clone(),
-            loaded.settings.clone(),
             loaded.snapshot.clone(),
             hangups,
+            target,
         ))
         .detach();
     let metrics = app.http.clone();

@@ -38,7 +38,10 @@ const SERVICE: Service = Service {
 
 fn main() {
     let (source, loaded) = SERVICE.load::<Settings>();
-    let app = Arc::new(App::new(Faults::new(loaded.settings.fault.clone())));
+    let app = Arc::new(App::new(
+        Faults::new(loaded.settings.fault.clone()),
+        loaded.settings.server.max_connections as usize,
+    ));
     let (hangup, hangups) = smol::channel::unbounded();
     let target = reload::Reload {
         source: source.clone(),

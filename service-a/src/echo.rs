@@ -1,6 +1,7 @@
 //! A's endpoints: `/health` (never faulted), `/echo` (faulted as `[fault]` says)
 //! and `/metrics`, with one log line per request.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use service_runtime::metrics::{self, HttpMetrics, Registry};
 use service_runtime::wire::{FAULT_INJECTED, REQUEST_TIMEOUT_MS};
 use smol::Timer;
 
-use crate::fault::{Broken, Faults, Plan};
+use crate::fault::{Broken, Faults, Plan, HEADER_SLOW_SHARE_PERCENT};
 use crate::slow_body::{Ending, SlowBody};
 
 /// How long past a caller's budget A keeps an injected delay going before it
@@ -30,11 +31,14 @@ struct FaultLabel {
     fault: &'static str,
 }
 
-/// A's shared state: the faults in force (swapped whole on each reload) and metrics.
+/// A's shared state: the faults in force (swapped whole on each reload),
+/// the budget of header-slowed requests, and metrics.
 #[derive(Debug)]
 pub struct App {
     /// Read once per request; replaced by the config watcher.
     pub faults: ArcSwap<Faults>,
+    /// Requests slowed by their own `x-fault-*` headers, in flight.
+    slowed: Arc<SlowBudget>,
     registry: Registry,
     /// Requests by endpoint and status (the server counts refused ones here too).
     pub http: HttpMetrics,
@@ -42,8 +46,8 @@ pub struct App {
 }
 
 impl App {
-    /// State with `faults` in force.
-    pub fn new(faults: Faults) -> Self {
+    /// State with `faults` in force, for a server of `max_connections`.
+    pub fn new(faults: Faults, max_connections: usize) -> Self {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
         let injected = Family::<FaultLabel, Counter>::default();
@@ -54,6 +58,7 @@ impl App {
         );
         Self {
             faults: ArcSwap::from_pointee(faults),
+            slowed: Arc::new(SlowBudget::new(max_connections)),
             registry,
             http,
             injected,
@@ -71,6 +76,45 @@ impl App {
     }
 }
 
+/// How many requests slowed by their own headers may be in flight: a share
+/// ([`HEADER_SLOW_SHARE_PERCENT`]) of the connections, so the rest stay
+/// free for other clients and for `/health`, `/ready` and `/metrics`.
+#[derive(Debug)]
+pub struct SlowBudget {
+    in_flight: AtomicUsize,
+    limit: usize,
+}
+
+impl SlowBudget {
+    fn new(max_connections: usize) -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            limit: (max_connections * HEADER_SLOW_SHARE_PERCENT / 100).max(1),
+        }
+    }
+
+    /// A slot, if one is free; it is given back when dropped.
+    fn take(self: &Arc<Self>) -> Option<SlowSlot> {
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if before >= self.limit {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(SlowSlot(self.clone()))
+    }
+}
+
+/// One request's place in the [`SlowBudget`], held until its answer is
+/// done (its body, when that is slowed too).
+#[derive(Debug)]
+pub struct SlowSlot(Arc<SlowBudget>);
+
+impl Drop for SlowSlot {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// What became of a request.
 enum Outcome {
     Answered(Box<Response>),
@@ -81,6 +125,10 @@ enum Outcome {
         bytes: Vec<u8>,
         stall: Duration,
         bytes_per_s: u64,
+        /// The longest the trickle may take (the header cap's remainder).
+        within: Option<Duration>,
+        /// Held until the body is done, if headers slowed the request.
+        slot: Option<SlowSlot>,
     },
     /// Bytes no encoder would write, then a close: garbage, a body cut
     /// short, a status http-types has no name for. With what to log.
@@ -161,6 +209,8 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
         bytes,
         stall,
         bytes_per_s,
+        within,
+        slot,
     } = outcome
     {
         // The line is written when the body is done (or cut short).
@@ -168,9 +218,13 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
             exchange,
             status,
             http_status,
+            slot,
         };
         let len = bytes.len();
-        let slow = SlowBody::new(bytes, stall, bytes_per_s, ending);
+        let mut slow = SlowBody::new(bytes, stall, bytes_per_s, ending);
+        if let Some(within) = within {
+            slow = slow.trickle_within(within);
+        }
         res.set_body(Body::from_reader(smol::io::BufReader::new(slow), Some(len)));
         return Reply::Stream(*res);
     }
@@ -195,6 +249,14 @@ async fn echo(app: &App, req: &Request, exchange: &mut Exchange) -> Outcome {
     let plan = match app.faults.load().plan(req) {
         Ok(plan) => plan,
         Err(e) => return e.into(),
+    };
+    // Held through the delay and the body; refused at once past the budget.
+    let slot = match plan.slowed_by_headers {
+        false => None,
+        true => match app.slowed.take() {
+            Some(slot) => Some(slot),
+            None => return over_budget(&app.slowed, exchange),
+        },
     };
     app.count_faults(&plan);
     if let Some(label) = plan.label() {
@@ -221,8 +283,45 @@ async fn echo(app: &App, req: &Request, exchange: &mut Exchange) -> Outcome {
             status: "garbage",
             http_status: 0,
         },
-        _ => answer(&plan, &msg, req.method()).await,
+        _ => match answer(&plan, &msg, req.method()).await {
+            Outcome::Slow {
+                res,
+                bytes,
+                stall,
+                bytes_per_s,
+                within,
+                slot: _,
+            } => Outcome::Slow {
+                res,
+                bytes,
+                stall,
+                bytes_per_s,
+                within,
+                slot,
+            },
+            other => other,
+        },
     }
+}
+
+/// The answer to a request whose headers ask to be slow while the budget
+/// of such requests is spent: 429 at once, the connection closed (its slot
+/// freed for others), and the request's line saying why.
+fn over_budget(budget: &SlowBudget, exchange: &mut Exchange) -> Outcome {
+    let why = format!(
+        "{} requests slowed by x-fault-* headers are in flight, the most A allows \
+         ({HEADER_SLOW_SHARE_PERCENT}% of server.max_connections); try again later",
+        budget.limit
+    );
+    exchange.keep("refused", "header_fault_budget".to_owned());
+    let refusal = ApiError {
+        status: StatusCode::TooManyRequests,
+        message: why.into(),
+    };
+    let mut res = refusal.into_response();
+    res.insert_header("retry-after", "1");
+    res.insert_header(CONNECTION, "close");
+    res.into()
 }
 
 /// The answer a plan that answers at all gives: the echo or a failure,
@@ -286,6 +385,8 @@ async fn answer(plan: &Plan, msg: &str, method: Method) -> Outcome {
         bytes,
         stall: plan.body_delay,
         bytes_per_s: plan.bytes_per_s,
+        within: plan.trickle_within,
+        slot: None,
     }
 }
 
@@ -402,7 +503,7 @@ mod tests {
     use crate::fault::FaultSettings;
 
     fn app(settings: FaultSettings) -> Arc<App> {
-        Arc::new(App::new(Faults::new(settings)))
+        Arc::new(App::new(Faults::new(settings), 1024))
     }
 
     async fn body(res: &mut Response) -> String {

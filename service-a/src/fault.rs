@@ -22,9 +22,20 @@ use service_runtime::http::ApiError;
 use service_runtime::log::Line;
 use service_runtime::wire;
 
-/// The longest delay a request header may ask for: a header cannot park a
-/// connection for more than a minute.
+/// The most time the `x-fault-*` headers of one request may ask for, all
+/// together: its delay, its body delay and its trickle share this one
+/// minute (a delay of 40 s leaves 20 s for the body), so a header cannot
+/// park a connection for more than a minute. The file's `[fault]` is the
+/// operator's choice and is not capped by it.
 pub const MAX_HEADER_DELAY_MS: u64 = 60_000;
+
+/// The share of `server.max_connections`, in percent, that requests slowed
+/// by their own headers (a delay, a body delay, a trickle) may hold at
+/// once; the excess is answered 429 at once. The other three quarters stay
+/// free for everyone else, `/health` and `/metrics` included: one client
+/// sending 1 024 delayed requests cannot lock A out (nginx's `limit_conn`,
+/// for the one kind of request a client can make slow on purpose).
+pub const HEADER_SLOW_SHARE_PERCENT: usize = 25;
 
 /// The longest delay the file may set (one hour): anything longer is a typo.
 const MAX_DELAY_MS: u64 = 3_600_000;
@@ -438,6 +449,7 @@ impl Faults {
             garbage_seed: rng.u64(..),
             body_delay: Duration::from_millis(s.body_delay_ms),
             bytes_per_s: s.body_bytes_per_s,
+            ..Plan::default()
         }
     }
 }
@@ -459,6 +471,13 @@ pub struct Plan {
     pub body_delay: Duration,
     /// Send the body at this many bytes per second (0: at once).
     pub bytes_per_s: u64,
+    /// What the request's own headers made slow: counted against the
+    /// budget of [`HEADER_SLOW_SHARE_PERCENT`].
+    pub slowed_by_headers: bool,
+    /// The longest the trickle may take: what the header cap
+    /// ([`MAX_HEADER_DELAY_MS`]) leaves after the delays, when a header
+    /// asked for the trickle.
+    pub trickle_within: Option<Duration>,
 }
 
 impl Plan {
@@ -468,8 +487,11 @@ impl Plan {
             req.header(name)
                 .map(|v| v.last().as_str().trim().to_owned())
         };
+        // Which of the slow faults the headers set: they share one cap.
+        let mut asked_delay = false;
         if let Some(v) = value(wire::FAULT_DELAY_MS) {
             self.delay = Duration::from_millis(millis(wire::FAULT_DELAY_MS, &v)?);
+            asked_delay = true;
         }
         let p50 = value(wire::FAULT_DELAY_P50_MS);
         let p99 = value(wire::FAULT_DELAY_P99_MS);
@@ -489,6 +511,7 @@ impl Plan {
                 cap_ms: MAX_HEADER_DELAY_MS,
             };
             self.delay = delay.draw(rng);
+            asked_delay = true;
         }
         if let Some(v) = value(wire::FAULT_STATUS) {
             self.fail = Some(statuses(&v)?.draw(rng));
@@ -526,9 +549,12 @@ impl Plan {
         if let Some(broken) = chosen {
             self.broken = broken;
         }
+        let mut asked_body_delay = false;
         if let Some(v) = value(wire::FAULT_BODY_DELAY_MS) {
             self.body_delay = Duration::from_millis(millis(wire::FAULT_BODY_DELAY_MS, &v)?);
+            asked_body_delay = true;
         }
+        let asked_trickle = value(wire::FAULT_BODY_BYTES_PER_S).is_some();
         if let Some(v) = value(wire::FAULT_BODY_BYTES_PER_S) {
             self.bytes_per_s = v
                 .parse::<u64>()
@@ -541,6 +567,23 @@ impl Plan {
                     ))
                 })?;
         }
+        // One cap for the whole request: what the headers asked for, in
+        // the order it happens, shares MAX_HEADER_DELAY_MS.
+        let mut left = Duration::from_millis(MAX_HEADER_DELAY_MS);
+        if asked_delay {
+            self.delay = self.delay.min(left);
+            left -= self.delay;
+        }
+        if asked_body_delay {
+            self.body_delay = self.body_delay.min(left);
+            left -= self.body_delay;
+        }
+        if asked_trickle && self.bytes_per_s > 0 {
+            self.trickle_within = Some(left);
+        }
+        self.slowed_by_headers = (asked_delay && !self.delay.is_zero())
+            || (asked_body_delay && !self.body_delay.is_zero())
+            || (asked_trickle && self.bytes_per_s > 0);
         Ok(())
     }
 
@@ -571,6 +614,12 @@ impl Plan {
         }
         if !matches!(self.fail, Some(429 | 503)) {
             self.retry_after = None;
+        }
+        if self.bytes_per_s == 0 {
+            self.trickle_within = None;
+        }
+        if self.delay.is_zero() && self.body_delay.is_zero() && self.bytes_per_s == 0 {
+            self.slowed_by_headers = false;
         }
         self
     }
@@ -842,6 +891,38 @@ mod tests {
         assert_eq!(off.plan(&req).unwrap(), Plan::default());
     }
 
+    /// The headers of one request share one minute: delay, then body delay,
+    /// then what is left for the trickle; the file's own delays are not capped.
+    #[test]
+    fn header_faults_share_one_cap() {
+        let faults = Faults::new(FaultSettings::default());
+        let mut req = get();
+        req.insert_header(wire::FAULT_DELAY_MS, "40000");
+        req.insert_header(wire::FAULT_BODY_DELAY_MS, "40000");
+        req.insert_header(wire::FAULT_BODY_BYTES_PER_S, "1");
+        let plan = faults.plan(&req).unwrap();
+        assert_eq!(plan.delay, Duration::from_secs(40));
+        assert_eq!(plan.body_delay, Duration::from_secs(20));
+        assert_eq!(plan.trickle_within, Some(Duration::ZERO));
+        assert!(plan.slowed_by_headers);
+
+        let mut quick = get();
+        quick.insert_header(wire::FAULT_STATUS, "503");
+        assert!(!faults.plan(&quick).unwrap().slowed_by_headers);
+
+        let file = Faults::new(FaultSettings {
+            delay_ms: 120_000,
+            body_delay_ms: 120_000,
+            ..FaultSettings::default()
+        });
+        let plan = file.plan(&quick).unwrap();
+        assert_eq!(plan.delay + plan.body_delay, Duration::from_secs(240));
+        assert!(
+            !plan.slowed_by_headers,
+            "the file's delays are the operator's"
+        );
+    }
+
     /// One name per fault, the same in the header, the log and the metric.
     #[test]
     fn names_are_one_list() {
@@ -876,7 +957,7 @@ mod tests {
             }
             match Faults::new(FaultSettings::default()).plan(&req) {
                 Ok(plan) => {
-                    proptest::prop_assert!(plan.delay <= Duration::from_millis(MAX_HEADER_DELAY_MS));
+                    proptest::prop_assert!(plan.delay + plan.body_delay <= Duration::from_millis(MAX_HEADER_DELAY_MS));
                     proptest::prop_assert!(plan.fail.is_none_or(|c| (100..=599).contains(&c)));
                 }
                 Err(e) => proptest::prop_assert_eq!(e.status, http_types::StatusCode::BadRequest),

@@ -5,7 +5,7 @@
 //! - `echo`: the endpoints and their log lines.
 //! - `fault`: every injected fault, decided per request.
 //! - `slow_body`: answer bodies that stall or trickle.
-//! - `reload`: applies edits of the config file while A runs.
+//! - `reload`: what an edit of the config file does while A runs.
 //! - `config`: the settings and their limits.
 
 #![forbid(unsafe_code)]
@@ -33,20 +33,27 @@ const SERVICE: Service = Service {
     binary: "service-a",
     default_config: "config/service-a.toml",
     env_prefix: "SERVICE_A_",
+    descriptors_per_connection: 1,
 };
 
 fn main() {
     let (source, loaded) = SERVICE.load::<Settings>();
-    let app = Arc::new(App::new(Faults::new(loaded.settings.fault.clone())));
+    let app = Arc::new(App::new(
+        Faults::new(loaded.settings.fault.clone()),
+        loaded.settings.server.max_connections as usize,
+    ));
     let (hangup, hangups) = smol::channel::unbounded();
+    let target = reload::Reload {
+        source: source.clone(),
+        app: app.clone(),
+        running: loaded.settings.clone(),
+    };
     EXECUTOR
-        .spawn(reload::watch(
-            SERVICE.name,
+        .spawn(service_runtime::reload::watch(
             source.clone(),
-            app.clone(),
-            loaded.settings.clone(),
             loaded.snapshot.clone(),
             hangups,
+            target,
         ))
         .detach();
     let metrics = app.http.clone();

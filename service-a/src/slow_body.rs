@@ -36,6 +36,9 @@ pub struct Ending {
     pub status: &'static str,
     /// Its `http_status=`.
     pub http_status: u16,
+    /// The request's place in the budget of header-slowed requests, given
+    /// back when the body is done.
+    pub slot: Option<crate::echo::SlowSlot>,
 }
 
 /// A body that waits, then sends `bytes` at a bounded rate.
@@ -77,6 +80,21 @@ impl SlowBody {
         }
     }
 
+    /// The trickle ends within `limit` (when headers asked for it, what the
+    /// one-minute header cap leaves): the rate rises if it must.
+    pub fn trickle_within(mut self, limit: Duration) -> Self {
+        if self.tick.is_some() {
+            let limit = limit.clamp(MIN_TICK, MAX_TRICKLE);
+            let fastest_needed = self.bytes.len() as f64 / limit.as_secs_f64();
+            if fastest_needed > self.rate {
+                self.rate = fastest_needed;
+                let gap = Duration::from_secs_f64(1.0 / self.rate).max(MIN_TICK);
+                self.tick = Some(Timer::interval(gap));
+            }
+        }
+        self
+    }
+
     /// Bytes the trickle may have sent by now: the first at once, then at
     /// the rate, fractions carried over (so 149 B/s is 149, not 100).
     fn allowed(&self, now: Instant) -> usize {
@@ -96,9 +114,12 @@ impl SlowBody {
             exchange,
             status,
             http_status,
+            slot,
         }) = ending
         {
             exchange.finish(status, http_status, http_status, |line| line);
+            // The body is done: the slot is free for another slow request.
+            drop(slot);
         }
     }
 }
@@ -157,6 +178,7 @@ mod tests {
             exchange: Exchange::begin("A", &Request::get("http://a/echo"), &metrics),
             status: "ok",
             http_status: 200,
+            slot: None,
         }
     }
 

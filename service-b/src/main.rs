@@ -32,6 +32,8 @@ use std::sync::Arc;
 use service_runtime::cli::exit_with;
 use service_runtime::config::EXIT_BAD_CONFIG;
 use service_runtime::log::Line;
+use service_runtime::reload;
+use service_runtime::server::EXECUTOR;
 use service_runtime::service::Service;
 
 use crate::call_echo::App;
@@ -42,6 +44,7 @@ const SERVICE: Service = Service {
     binary: "service-b",
     default_config: "config/service-b.toml",
     env_prefix: "SERVICE_B_",
+    descriptors_per_connection: 2,
 };
 
 fn main() {
@@ -50,13 +53,43 @@ fn main() {
         .unwrap_or_else(|e| exit_with(SERVICE.binary, EXIT_BAD_CONFIG, format!("bad config: {e}")));
     let app = Arc::new(app);
     let metrics = app.http.clone();
-    let on_hangup = || {
+    // B applies nothing live, but says which edited keys wait for a restart.
+    let (hangup, hangups) = smol::channel::unbounded();
+    let running = loaded.settings.clone();
+    let watched = source.clone();
+    let target = move |bytes: &[u8]| {
+        let fresh = match watched.parse::<Settings>(Some(bytes)) {
+            Ok(fresh) => fresh,
+            Err(e) => return reload::config_error(&watched, &e.to_string()),
+        };
+        let keys = reload::changed_keys(&running, &fresh);
+        if !keys.is_empty() {
+            reload::line(&watched, "config_restart_needed")
+                .str("keys", &keys.join(","))
+                .str(
+                    "detail",
+                    "B reads its config only at start; restart B to apply these keys",
+                )
+                .emit();
+        }
+    };
+    EXECUTOR
+        .spawn(reload::watch(
+            source.clone(),
+            loaded.snapshot.clone(),
+            hangups,
+            target,
+        ))
+        .detach();
+    let on_hangup = move || {
         Line::event("sighup")
             .str(
                 "detail",
-                "B reads its config only at start; restart B to apply changes",
+                "B reads its config only at start; restart B to apply changes \
+                 (edited keys are named in event=config_restart_needed)",
             )
             .emit();
+        let _ = hangup.try_send(());
     };
     SERVICE.serve(&source, &loaded, metrics, on_hangup, move |req| {
         call_echo::handle(app.clone(), req)

@@ -243,7 +243,7 @@ fn log_refusal<H>(ctx: &Context<H>, error: &ApiError, target: &str, began: Insta
     let code = u16::from(error.status);
     let latency = began.elapsed();
     Line::new(ctx.service)
-        .str("endpoint", target)
+        .client("endpoint", target)
         .str("status", "error")
         .num("http_status", code)
         .str("error", &error.message)
@@ -274,7 +274,7 @@ impl<H> Drop for InFlight<'_, H> {
         if self.armed {
             let latency = self.began.elapsed();
             Line::new(self.ctx.service)
-                .str("endpoint", self.path)
+                .client("endpoint", self.path)
                 .str("status", "aborted")
                 .num("http_status", 0)
                 .str(

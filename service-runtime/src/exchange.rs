@@ -107,7 +107,7 @@ impl Exchange {
             ]
         });
         let mut line = Line::new(self.service)
-            .str("endpoint", &self.path)
+            .client("endpoint", &self.path)
             .str("status", status)
             .num("http_status", http_status);
         for (key, value) in &self.kept {

@@ -4,6 +4,7 @@
 //!
 //! - [`service`]: a service's life from `main`: load, bind, serve, drain, exit.
 //! - [`config`]: defaults, then the TOML file, then env; every bad value named.
+//! - [`reload`]: the config file watched while a service runs, read like an untrusted file.
 //! - [`server`]: executor threads, the accept loop, the connection limit, graceful stop.
 //! - [`connection`]: one connection's requests in turn; every wait on the client bounded.
 //! - [`head`]: a request head parsed from bounded bytes, framing checked (RFC 9112).
@@ -33,6 +34,7 @@ pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod otlp;
+pub mod reload;
 pub mod server;
 pub mod service;
 pub mod signals;

@@ -7,20 +7,36 @@
 //! characters is quoted and escaped, so a `msg` holding `"\n` cannot forge a
 //! second line.
 //!
-//! Lines go to a writer thread through a bounded queue, so a slow reader of
-//! stdout (a pager, a full pipe) never blocks a request: past
-//! [`QUEUE_LINES`] waiting lines, new ones are dropped and counted, and the
-//! count is logged (`event=log_dropped`) once the writer catches up. The writer
-//! batches whatever is waiting into one write. [`flush`] at exit writes the rest.
+//! JSON lines are escaped as strictly: besides what JSON requires, line and
+//! paragraph separators (U+2028, U+2029), C1 controls and bidi/invisible
+//! marks are written as `\uXXXX`, so no Unicode-aware reader splits or
+//! reorders a line either.
+//!
+//! What a client controls (a request target) is cut to [`MAX_CLIENT_TEXT`]
+//! bytes before it is written ([`Line::client`]): a flood of 8 KiB targets
+//! costs the log what a flood of short ones does.
+//!
+//! Lines go to a writer thread through a queue bounded in bytes
+//! ([`QUEUE_BYTES`]), so neither a slow reader of stdout (a pager, a full
+//! pipe, a stuck log shipper) nor a flood of lines blocks a request or grows
+//! the process: past the bound, new lines are dropped. Every line lost, to a
+//! full queue or to a failed write (stdout closed), is counted in `/metrics`
+//! (`log_lines_dropped_total`) and, once a write succeeds again, said in an
+//! `event=log_dropped lines=N` line. The writer writes whatever is waiting in
+//! one write, as fast as stdout takes it. [`flush_within`] at exit writes the
+//! rest, but never waits longer than it is told: a stdout nobody reads does
+//! not keep a stopped service alive.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::OnceLock;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::{LazyLock, OnceLock};
+use std::time::{Duration, SystemTime};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 /// How lines are written.
@@ -53,8 +69,20 @@ pub fn init(service: &'static str, format: Format) {
     let _ = FORMAT.set(format);
 }
 
-/// Lines that may wait for the writer thread before new ones are dropped.
-pub const QUEUE_LINES: usize = 16 * 1024;
+/// Bytes of rendered lines that may wait for the writer thread (the batch
+/// being written included) before new lines are dropped: a few seconds of
+/// lines at full load, and a bound on what logging can add to a process's
+/// memory however slow stdout is. Sized with the k8s manifests' memory
+/// limits (`deploy/k8s`).
+pub const QUEUE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The most bytes of client-controlled text (a request target) a line
+/// carries; longer text is cut at a character boundary and marked
+/// `...(N bytes)` with its full length. Enough for any path a person types.
+pub const MAX_CLIENT_TEXT: usize = 256;
+
+/// The most bytes the writer hands to stdout in one write.
+const BATCH_BYTES: usize = 256 * 1024;
 
 enum Message {
     Line(String),
@@ -63,73 +91,140 @@ enum Message {
 }
 
 /// The queue to the writer thread, started on first use.
-static QUEUE: OnceLock<SyncSender<Message>> = OnceLock::new();
-/// Lines dropped because the queue was full, not yet reported.
-static DROPPED: AtomicU64 = AtomicU64::new(0);
+static QUEUE: OnceLock<Sender<Message>> = OnceLock::new();
+/// Bytes queued or being written, bounded by [`QUEUE_BYTES`].
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+/// Lines lost and not yet said in an `event=log_dropped` line.
+static UNREPORTED: AtomicU64 = AtomicU64::new(0);
+/// Every line lost since start, for `/metrics`.
+static LOST: LazyLock<Counter> = LazyLock::new(Counter::default);
 
-fn queue() -> &'static SyncSender<Message> {
+/// Shows `log_lines_dropped_total` in a service's `/metrics` (the runtime's
+/// `HttpMetrics::register` calls it).
+pub fn register_metrics(registry: &mut Registry) {
+    registry.register(
+        "log_lines_dropped",
+        "Log lines lost: the queue to stdout was full (a slow or stuck reader), \
+         or writing to stdout failed (closed)",
+        LOST.clone(),
+    );
+}
+
+/// Counts `n` lines lost.
+fn lost(n: u64) {
+    LOST.inc_by(n);
+    UNREPORTED.fetch_add(n, Ordering::Relaxed);
+}
+
+fn queue() -> &'static Sender<Message> {
     QUEUE.get_or_init(|| {
-        let (tx, rx) = sync_channel(QUEUE_LINES);
+        let (tx, rx) = channel();
         let spawned = std::thread::Builder::new()
             .name("log-writer".to_owned())
             .spawn(move || write_lines(rx));
         if spawned.is_err() {
-            // No thread, no queue: the receiver is gone and lines are counted as dropped.
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+            // No thread: the receiver is gone and every line is counted as lost.
+            lost(1);
         }
         tx
     })
 }
 
-/// How long the writer lets lines gather after the first one: under load it
-/// then wakes at most 200 times a second, never once per request (a thread
-/// wake-up per line costs more than serving the request it logs).
+/// Queues `message` for the writer; false if there is no writer.
+fn send(message: Message) -> bool {
+    queue().send(message).is_ok()
+}
+
+/// How long the writer lets lines gather after the first one, when the queue
+/// holds less than a batch: under a light load it then wakes at most 200 times
+/// a second, never once per request (a thread wake-up per line costs more than
+/// serving the request it logs). With a batch or more waiting it never waits:
+/// the writer goes as fast as stdout takes the bytes.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// The writer thread: everything waiting, in one write; then the dropped count.
+/// The writer thread: everything waiting, in one write; then the lost count.
 fn write_lines(rx: Receiver<Message>) {
     let mut out = std::io::stdout().lock();
-    let mut batch = Vec::with_capacity(64 * 1024);
+    let mut batch = Vec::with_capacity(BATCH_BYTES);
     while let Ok(first) = rx.recv() {
-        if matches!(first, Message::Line(_)) {
+        if matches!(first, Message::Line(_)) && QUEUED.load(Ordering::Relaxed) < BATCH_BYTES {
             std::thread::sleep(GATHER);
         }
         let mut acks = Vec::new();
+        let mut lines = 0u64;
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
-                Message::Line(line) => batch.extend_from_slice(line.as_bytes()),
+                Message::Line(line) => {
+                    batch.extend_from_slice(line.as_bytes());
+                    lines += 1;
+                }
                 Message::Flush(ack) => acks.push(ack),
             }
-            next = if batch.len() < 256 * 1024 {
+            next = if batch.len() < BATCH_BYTES {
                 rx.try_recv().ok()
             } else {
                 None
             };
         }
-        let dropped = DROPPED.swap(0, Ordering::Relaxed);
-        if dropped > 0 {
+        let queued = batch.len();
+        let unreported = UNREPORTED.swap(0, Ordering::Relaxed);
+        if unreported > 0 {
             let service = SERVICE.get().copied().unwrap_or("-");
             let line = Line::new(service)
                 .str("event", "log_dropped")
-                .num("lines", dropped);
+                .num("lines", unreported)
+                .str(
+                    "detail",
+                    "stdout was too slow or closed; see log_lines_dropped_total",
+                );
             batch.extend_from_slice(line.render().as_bytes());
         }
-        // A closed stdout is ignored: logging never fails a request.
-        let _ = out.write_all(&batch).and_then(|()| out.flush());
+        if out.write_all(&batch).and_then(|()| out.flush()).is_err() {
+            // Stdout closed or broken: the lines are lost, and counted; the
+            // `log_dropped` line will say so once a write succeeds.
+            LOST.inc_by(lines);
+            UNREPORTED.fetch_add(lines + unreported, Ordering::Relaxed);
+        }
+        QUEUED.fetch_sub(queued, Ordering::Relaxed);
         batch.clear();
+        if batch.capacity() > BATCH_BYTES * 2 {
+            batch.shrink_to(BATCH_BYTES);
+        }
         for ack in acks {
             let _ = ack.send(());
         }
     }
 }
 
-/// Waits until every line emitted so far is written: call before exiting.
+/// How long [`flush`] waits at most: for start-up failures, where no grace
+/// was configured yet.
+pub const FLUSH_LIMIT: Duration = Duration::from_secs(1);
+
+/// Waits until every line emitted so far is written, or [`FLUSH_LIMIT`].
 pub fn flush() {
+    flush_within(FLUSH_LIMIT);
+}
+
+/// Waits until every line emitted so far is written, but no longer than
+/// `limit`: true if they were. A stdout nobody reads then costs the lines
+/// still queued (counted), never the exit.
+pub fn flush_within(limit: Duration) -> bool {
     let (ack, done) = sync_channel(1);
-    if queue().send(Message::Flush(ack)).is_ok() {
-        let _ = done.recv();
+    send(Message::Flush(ack)) && done.recv_timeout(limit).is_ok()
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, marked with its
+/// full length when cut: `/aaaa...(8192 bytes)`.
+pub fn truncate(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
     }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}...({} bytes)", &text[..end], text.len()))
 }
 
 /// A log line under construction: `Line::new("A").str("event", "start").emit()`.
@@ -177,14 +272,29 @@ impl Line {
     /// Adds `key=value`, quoting the value if it needs it.
     pub fn str(mut self, key: &'static str, value: &str) -> Self {
         self.key(key);
+        self.value(value);
+        self
+    }
+
+    /// Adds `key=value` where a client chose the value (a request target):
+    /// cut to [`MAX_CLIENT_TEXT`] bytes first.
+    pub fn client(self, key: &'static str, value: &str) -> Self {
+        self.str(key, &truncate(value, MAX_CLIENT_TEXT))
+    }
+
+    /// Adds a field whose key is not a constant (a span's property): the key
+    /// keeps letters, digits and `_ . - :`, anything else becomes `_`.
+    pub fn field(mut self, key: &str, value: &str) -> Self {
+        self.key(&safe_key(key));
+        self.value(value);
+        self
+    }
+
+    fn value(&mut self, value: &str) {
         match self.format {
             Format::Logfmt => self.text.push_str(&escape(value)),
-            Format::Json => {
-                let quoted = serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into());
-                self.text.push_str(&quoted);
-            }
+            Format::Json => json_string(&mut self.text, value),
         }
-        self
     }
 
     /// Adds `key=value` for a number or a boolean.
@@ -219,11 +329,16 @@ impl Line {
             print!("{}", self.render());
             return;
         }
-        match queue().try_send(Message::Line(self.render())) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                DROPPED.fetch_add(1, Ordering::Relaxed);
-            }
+        let line = self.render();
+        let bytes = line.len();
+        if QUEUED.fetch_add(bytes, Ordering::Relaxed) + bytes > QUEUE_BYTES {
+            QUEUED.fetch_sub(bytes, Ordering::Relaxed);
+            lost(1);
+            return;
+        }
+        if !send(Message::Line(line)) {
+            QUEUED.fetch_sub(bytes, Ordering::Relaxed);
+            lost(1);
         }
     }
 }
@@ -268,6 +383,48 @@ pub fn escape(value: &str) -> Cow<'_, str> {
     }
     out.push('"');
     Cow::Owned(out)
+}
+
+/// `key` as a log key: letters, digits and `_ . - :` kept, anything else
+/// (space, `=`, quotes, controls) made `_`, so a key never needs quoting.
+pub fn safe_key(key: &str) -> String {
+    let key: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if key.is_empty() {
+        "_".to_owned()
+    } else {
+        key
+    }
+}
+
+/// Appends `value` as a JSON string: what JSON requires escaped (`"`, `\\`,
+/// U+0000..U+001F), plus DEL, C1 controls, U+2028/U+2029 (JavaScript and
+/// many editors break lines there) and the invisible marks of [`invisible`],
+/// all as `\uXXXX`: the line stays one line to every reader.
+fn json_string(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || invisible(c) => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Characters that print as nothing but change how a line reads: bidi
@@ -322,5 +479,46 @@ mod tests {
         assert_eq!(v["latency_ms"], 1001);
         assert_eq!(v["drained"], true);
         assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+    }
+
+    /// JSON lines escape what splits or reorders a line for Unicode-aware
+    /// readers, and still parse back to the exact text.
+    #[test]
+    fn json_escapes_separators_c1_and_bidi() {
+        let nasty = "a\u{2028}b\u{2029}c\u{85}d\u{202e}e\u{200b}f\u{7f}g\u{1b}[31m";
+        let text = Line::in_format(Format::Json, "A")
+            .str("endpoint", nasty)
+            .render();
+        for raw in [
+            '\u{2028}', '\u{2029}', '\u{85}', '\u{202e}', '\u{200b}', '\u{7f}', '\u{1b}',
+        ] {
+            assert!(!text.contains(raw), "{raw:?} raw in {text:?}");
+        }
+        assert!(text.contains(r"\u2028") && text.contains(r"\u0085") && text.contains(r"\u202e"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["endpoint"], nasty);
+    }
+
+    /// Client text is cut at a character boundary and says how long it was.
+    #[test]
+    fn client_text_is_cut() {
+        let long = format!("/{}", "é".repeat(5000));
+        let text = Line::in_format(Format::Logfmt, "A")
+            .client("endpoint", &long)
+            .render();
+        assert!(text.len() < MAX_CLIENT_TEXT + 100, "{}", text.len());
+        assert!(text.contains("...(10001 bytes)"), "{text}");
+        assert_eq!(truncate("/short", MAX_CLIENT_TEXT), "/short");
+    }
+
+    /// Keys that are not constants keep only safe characters.
+    #[test]
+    fn dynamic_keys_are_safe() {
+        let text = Line::in_format(Format::Logfmt, "A")
+            .field("http.route", "/echo")
+            .field("a b=\"c", "x")
+            .render();
+        assert!(text.contains(" http.route=/echo "), "{text}");
+        assert!(text.contains(" a_b__c=x"), "{text}");
     }
 }

@@ -69,6 +69,8 @@ impl HttpMetrics {
         // Here so that every service that counts requests also shows its
         // span exporter's counters (process-wide; see `otlp.rs`).
         crate::otlp::register_metrics(registry);
+        crate::log::register_metrics(registry);
+        crate::server::register_metrics(registry);
         me
     }
 

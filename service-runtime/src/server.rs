@@ -4,16 +4,27 @@
 //! What happens on one connection is `connection.rs`'s job; this module
 //! decides how many are served at once (the rest wait in the listen backlog),
 //! and how requests in flight finish, or are cut, when the service stops.
+//!
+//! **Out of descriptors is said and survived.** When `accept` fails for want
+//! of a resource (file descriptors, kernel memory), the loop says so once per
+//! episode (`event=accept_failed` with the reason), counts every failure
+//! (`accept_failures_total`), waits (new clients wait in the backlog) and
+//! retries; the first accept that works again ends the episode with
+//! `event=accept_recovered`. At start, [`descriptor_limit`] raises the soft
+//! descriptor limit to what `max_connections` needs (within the hard limit)
+//! and says so, or warns when even the hard limit is too low.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use http_types::Request;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use smol::future::FutureExt as _;
 use smol::lock::Semaphore;
 use smol::net::TcpListener;
@@ -187,12 +198,20 @@ where
     let (alive_tx, alive_rx) = smol::channel::bounded::<()>(1);
 
     let accept_loop = async {
-        let mut backoff = Duration::from_millis(5);
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        // The failures of the episode under way: when it began, how many.
+        let mut failing: Option<(Instant, u64)> = None;
         loop {
             let permit = permits.acquire_arc().await;
             match listener.accept().await {
                 Ok((socket, _peer)) => {
-                    backoff = Duration::from_millis(5);
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    if let Some((since, failures)) = failing.take() {
+                        Line::event("accept_recovered")
+                            .num("failures", failures)
+                            .num("after_ms", since.elapsed().as_millis())
+                            .emit();
+                    }
                     let (ctx, stop, abort) = (ctx.clone(), stop_rx.clone(), abort_rx.clone());
                     let held = (permit, alive_tx.clone());
                     let conn = async move {
@@ -216,10 +235,30 @@ where
                 }
                 // The peer gave up before we accepted: nothing to do.
                 Err(e) if is_transient(&e) => {}
-                // Out of file descriptors and the like: wait, then try again.
-                Err(_) => {
+                // Out of file descriptors and the like: say it once, wait, retry.
+                Err(e) => {
+                    drop(permit);
+                    ACCEPT_FAILURES.inc();
+                    match &mut failing {
+                        Some((_, failures)) => *failures += 1,
+                        None => {
+                            Line::event("accept_failed")
+                                .str("error", &accept_error(&e))
+                                .num(
+                                    "open_connections",
+                                    limits.max_connections - permits_free(&permits),
+                                )
+                                .str(
+                                    "detail",
+                                    "new connections wait in the listen backlog; retrying until \
+                                     descriptors free up (event=accept_recovered)",
+                                )
+                                .emit();
+                            failing = Some((Instant::now(), 1));
+                        }
+                    }
                     Timer::after(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 }
             }
         }
@@ -251,6 +290,165 @@ where
             .await;
     }
     stopped
+}
+
+/// The first wait after a failed accept; it doubles while accepts fail.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+
+/// The longest wait between two tries while accepts fail: once descriptors
+/// free up, a waiting client is accepted within this.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(250);
+
+/// Accepts that failed for want of a resource, since start.
+static ACCEPT_FAILURES: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// Shows `accept_failures_total` in a service's `/metrics` (the runtime's
+/// `HttpMetrics::register` calls it).
+pub fn register_metrics(registry: &mut Registry) {
+    registry.register(
+        "accept_failures",
+        "Connections not accepted at the first try: out of file descriptors (ulimit -n) \
+         or kernel memory; each was retried (event=accept_failed, once per episode)",
+        ACCEPT_FAILURES.clone(),
+    );
+}
+
+/// Descriptors a service needs beside those of its connections: stdin,
+/// stdout and stderr, the listener, the reactors' polling handles and
+/// wake-up pipes (two async-io versions), the config file being read, the
+/// span exporter's socket, and headroom for what libraries open.
+pub const DESCRIPTOR_RESERVE: u64 = 64;
+
+/// What [`descriptor_limit`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DescriptorLimit {
+    /// The soft limit already covers what the service needs.
+    Enough,
+    /// The soft limit was raised from `from` to `to`.
+    Raised {
+        /// The soft limit found.
+        from: u64,
+        /// The soft limit now.
+        to: u64,
+    },
+    /// Even the hard limit is below what `max_connections` needs.
+    Short {
+        /// The soft limit now (raised to the hard limit if it was lower).
+        limit: u64,
+        /// What the service would need.
+        needed: u64,
+    },
+    /// The platform has no such limit to read (Windows).
+    Unknown,
+}
+
+/// Makes sure the process may open `needed` descriptors: raises the soft
+/// limit (`ulimit -n`) up to the hard one if it is lower, as nginx's
+/// `worker_rlimit_nofile` and many servers do, never past what is needed.
+pub fn descriptor_limit(needed: u64) -> DescriptorLimit {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+        let now = getrlimit(Resource::Nofile);
+        // `None` is "unlimited".
+        let soft = now.current.unwrap_or(u64::MAX);
+        let hard = now.maximum.unwrap_or(u64::MAX);
+        if soft >= needed {
+            return DescriptorLimit::Enough;
+        }
+        let to = needed.min(hard);
+        let raised = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(to),
+                maximum: now.maximum,
+            },
+        );
+        let limit = if raised.is_ok() { to } else { soft };
+        if limit >= needed {
+            DescriptorLimit::Raised { from: soft, to }
+        } else {
+            DescriptorLimit::Short { limit, needed }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = needed;
+        DescriptorLimit::Unknown
+    }
+}
+
+/// The line that says what [`descriptor_limit`] did, if anything is worth saying.
+/// `per_connection` is how many descriptors one client connection costs.
+pub fn descriptor_line(
+    found: DescriptorLimit,
+    max_connections: u64,
+    per_connection: u64,
+) -> Option<Line> {
+    match found {
+        DescriptorLimit::Enough | DescriptorLimit::Unknown => None,
+        DescriptorLimit::Raised { from, to } => Some(
+            Line::event("descriptor_limit")
+                .num("raised_from", from)
+                .num("raised_to", to)
+                .str(
+                    "detail",
+                    "raised the soft limit (ulimit -n) to what server.max_connections needs",
+                ),
+        ),
+        DescriptorLimit::Short { limit, needed } => {
+            let fits = limit.saturating_sub(DESCRIPTOR_RESERVE) / per_connection.max(1);
+            Some(
+                Line::event("descriptor_limit_low")
+                    .num("limit", limit)
+                    .num("needed", needed)
+                    .str(
+                        "detail",
+                        &format!(
+                            "server.max_connections = {max_connections} needs about {needed} file \
+                             descriptors but the limit (ulimit -n) is {limit} and cannot be raised: \
+                             past about {fits} connections new ones wait (event=accept_failed); \
+                             raise the hard limit or lower server.max_connections"
+                        ),
+                    ),
+            )
+        }
+    }
+}
+
+/// Permits not held by a connection.
+fn permits_free(permits: &Semaphore) -> usize {
+    // smol's Semaphore does not say; count what can be taken without waiting.
+    let mut held = Vec::new();
+    while let Some(p) = permits.try_acquire() {
+        held.push(p);
+    }
+    held.len()
+}
+
+/// Why an accept failed, in words a reader can act on.
+fn accept_error(e: &std::io::Error) -> String {
+    #[cfg(unix)]
+    {
+        use rustix::io::Errno;
+        match Errno::from_io_error(e) {
+            Some(Errno::MFILE) => {
+                return format!(
+                    "out of file descriptors: the process's limit (ulimit -n) is reached ({e})"
+                )
+            }
+            Some(Errno::NFILE) => {
+                return format!(
+                    "out of file descriptors: the whole system's limit is reached ({e})"
+                )
+            }
+            Some(Errno::NOBUFS | Errno::NOMEM) => {
+                return format!("the kernel is out of memory for sockets ({e})")
+            }
+            _ => {}
+        }
+    }
+    format!("cannot accept a connection: {e}")
 }
 
 fn is_transient(e: &std::io::Error) -> bool {

@@ -1,8 +1,10 @@
 //! A service's life from `main`: load the config or exit 2, bind or exit 1, print
 //! the start line, serve until SIGINT/SIGTERM (SIGHUP goes to the service's
-//! own hook), drain, flush, exit 0.
+//! own hook), drain, flush the log within what is left of the grace, exit 0.
 
+use std::cell::Cell;
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use http_types::Request;
 
@@ -15,6 +17,9 @@ use crate::metrics::HttpMetrics;
 use crate::server::{self, Limits, Stopped, EXIT_START_FAILED};
 use crate::signals;
 
+/// The least time the last lines get at exit, even when the grace is spent.
+const FINAL_FLUSH_FLOOR: Duration = Duration::from_millis(200);
+
 /// Who a service is: its name in logs, its binary, its default config and env prefix.
 #[derive(Debug, Clone, Copy)]
 pub struct Service {
@@ -26,6 +31,10 @@ pub struct Service {
     pub default_config: &'static str,
     /// Env override prefix, e.g. `SERVICE_A_`.
     pub env_prefix: &'static str,
+    /// File descriptors one client connection costs: 1 for A, 2 for B (its
+    /// connection to A too). With `server.max_connections` it sets the
+    /// descriptor limit the service asks for at start.
+    pub descriptors_per_connection: u64,
 }
 
 impl Service {
@@ -64,6 +73,9 @@ impl Service {
         let settings = loaded.settings.server();
         let threads = settings.thread_count();
         let name = self.name;
+        // When SIGINT/SIGTERM came: the grace counts from there, the final
+        // flush of the log included.
+        let stopping = Cell::new(None);
         server::block_on(threads, async {
             let listener = match server::bind(settings.addr()).await {
                 Ok(l) => l,
@@ -73,14 +85,26 @@ impl Service {
                 Ok(addr) => format!("http://{addr}"),
                 Err(e) => exit_with(self.binary, EXIT_START_FAILED, e),
             };
+            let max_connections = u64::from(settings.max_connections);
+            let needed =
+                max_connections * self.descriptors_per_connection + server::DESCRIPTOR_RESERVE;
+            let descriptors = server::descriptor_limit(needed);
             Line::new(name)
                 .str("event", "start")
                 .str("url", &url)
                 .str("config", &source.describe_origin(loaded.file_found))
                 .num("threads", threads)
                 .emit();
+            if let Some(line) = server::descriptor_line(
+                descriptors,
+                max_connections,
+                self.descriptors_per_connection,
+            ) {
+                line.emit();
+            }
             let stop = async {
                 let signal = signals::until_stop(on_hangup).await;
+                stopping.set(Some(Instant::now()));
                 Line::new(name)
                     .str("event", "stopping")
                     .str("signal", signal)
@@ -100,7 +124,13 @@ impl Service {
                 .emit();
         });
         crate::trace::flush();
-        crate::log::flush();
+        // Whatever is left of the grace, and never less than a moment: a
+        // stdout nobody reads loses its last lines, never the exit.
+        let grace = settings.shutdown_grace();
+        let left = stopping
+            .get()
+            .map_or(grace, |at: Instant| grace.saturating_sub(at.elapsed()));
+        crate::log::flush_within(left.max(FINAL_FLUSH_FLOOR));
         std::process::exit(0)
     }
 }

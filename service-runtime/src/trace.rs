@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use fastrace::collector::{Reporter, SpanContext, SpanId, SpanRecord};
+use fastrace::collector::{Reporter, SpanContext, SpanId, SpanRecord, TraceId};
 use fastrace::Span;
 use http_types::Request;
 use serde::{Deserialize, Serialize};
@@ -115,6 +115,19 @@ struct LogReporter {
     service: &'static str,
 }
 
+/// Keys of a span line that a property may not take: a property named so
+/// is written `property.<key>`, so every key of a line appears once.
+const SPAN_LINE_KEYS: &[&str] = &[
+    "ts",
+    "service",
+    "event",
+    "name",
+    "trace_id",
+    "span_id",
+    "parent_id",
+    "duration_us",
+];
+
 impl Reporter for LogReporter {
     fn report(&mut self, spans: Vec<SpanRecord>) {
         for span in spans {
@@ -125,8 +138,19 @@ impl Reporter for LogReporter {
                 .str("span_id", &format!("{:016x}", span.span_id.0))
                 .str("parent_id", &format!("{:016x}", span.parent_id.0))
                 .num("duration_us", span.duration_ns / 1000);
-            for (key, value) in &span.properties {
-                line = line.str("property", &format!("{key}={value}"));
+            // Each property as a key of its own, the last value of a key
+            // set twice winning, as in OTLP: a JSON line parses to what it says.
+            let props = &span.properties;
+            for (i, (key, value)) in props.iter().enumerate() {
+                if props[i + 1..].iter().any(|(later, _)| later == key) {
+                    continue;
+                }
+                let key = crate::log::safe_key(key);
+                line = if SPAN_LINE_KEYS.contains(&key.as_str()) {
+                    line.field(&format!("property.{key}"), value)
+                } else {
+                    line.field(&key, value)
+                };
             }
             line.emit();
         }
@@ -136,11 +160,48 @@ impl Reporter for LogReporter {
 /// The header that carries trace context between services.
 pub use crate::wire::TRACEPARENT;
 
-/// The caller's trace context, or a fresh one when it sent none (or a malformed one).
+/// The caller's trace context, or a fresh one when it sent none, several,
+/// or one that is not valid per the W3C spec ([`parse_traceparent`]).
 pub fn incoming(req: &Request) -> SpanContext {
     req.header(TRACEPARENT)
-        .and_then(|v| SpanContext::decode_w3c_traceparent(v.last().as_str()))
+        .filter(|values| values.iter().count() == 1)
+        .and_then(|values| parse_traceparent(values.last().as_str()))
         .unwrap_or_else(SpanContext::random)
+}
+
+/// A `traceparent` value per W3C Trace Context (level 1, section 3.2): two
+/// lowercase hex digits of version (not `ff`), 32 of trace id and 16 of
+/// parent id (neither all zeros), 2 of flags, joined by `-`. Version `00` is
+/// exactly that; a later version may carry more after a further `-`.
+/// fastrace's own parser takes `00-1-2-01`, a leading `+` and uppercase hex:
+/// with it any caller could file its lines under any trace id.
+pub fn parse_traceparent(value: &str) -> Option<SpanContext> {
+    let bytes = value.as_bytes();
+    let hex = |part: &[u8]| {
+        part.iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    };
+    if bytes.len() < 55 || !(bytes[2] == b'-' && bytes[35] == b'-' && bytes[52] == b'-') {
+        return None;
+    }
+    let (version, trace, parent, flags) =
+        (&bytes[..2], &bytes[3..35], &bytes[36..52], &bytes[53..55]);
+    if ![version, trace, parent, flags].into_iter().all(hex) || version == b"ff" {
+        return None;
+    }
+    match (version, bytes.get(55)) {
+        (b"00", None) => {}
+        (b"00", Some(_)) => return None,
+        (_, None | Some(b'-')) => {}
+        (_, Some(_)) => return None,
+    }
+    let trace_id = u128::from_str_radix(&value[3..35], 16).ok()?;
+    let span_id = u64::from_str_radix(&value[36..52], 16).ok()?;
+    let flags = u8::from_str_radix(&value[53..55], 16).ok()?;
+    if trace_id == 0 || span_id == 0 {
+        return None;
+    }
+    Some(SpanContext::new(TraceId(trace_id), SpanId(span_id)).sampled(flags & 1 == 1))
 }
 
 /// `span` (of `trace`) as the parent of further spans: its own context, or a
@@ -226,5 +287,42 @@ mod tests {
         let header = outgoing(&span, ctx);
         let back = SpanContext::decode_w3c_traceparent(&header).unwrap();
         assert_eq!(back.trace_id, ctx.trace_id);
+    }
+
+    /// Only the W3C form is continued; anything else starts a new trace.
+    #[test]
+    fn traceparent_is_strict() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let ctx = parse_traceparent(good).unwrap();
+        assert_eq!(trace_id(&ctx), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(ctx.span_id.0, 0x00f0_67aa_0ba9_02b7);
+        assert!(ctx.sampled);
+        // A later version may carry more after a dash.
+        assert!(parse_traceparent(&format!("01{}-extra", &good[2..])).is_some());
+        for bad in [
+            "00-1-2-01",
+            "+0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            " 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473é-00f067aa0ba902b7-01",
+        ] {
+            assert!(parse_traceparent(bad).is_none(), "{bad}");
+        }
+        // Two headers: a new trace, whatever they hold.
+        let mut req = Request::get("http://x/echo");
+        req.append_header(TRACEPARENT, good);
+        req.append_header(TRACEPARENT, good);
+        assert_ne!(
+            trace_id(&incoming(&req)),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
     }
 }

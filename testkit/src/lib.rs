@@ -9,7 +9,8 @@
 //! - [`edge`]: checks of the HTTP edge both services share (refusals, HTTP/1.0).
 //! - [`fake`]: a fake A that misbehaves the ways a real peer can.
 
-#![forbid(unsafe_code)]
+// One `unsafe` block, in `Launch::descriptor_limit`'s `pre_exec`; none elsewhere.
+#![deny(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
 
 pub mod edge;
@@ -108,6 +109,8 @@ pub struct Launch {
     dir: Option<Arc<tempfile::TempDir>>,
     keep_lines: bool,
     config_file: Option<PathBuf>,
+    /// `RLIMIT_NOFILE` (soft, hard) set in the child before it runs.
+    nofile: Option<(u64, u64)>,
 }
 
 impl Launch {
@@ -121,7 +124,16 @@ impl Launch {
             dir: None,
             keep_lines: true,
             config_file: None,
+            nofile: None,
         }
+    }
+
+    /// Starts the service with this descriptor limit (`ulimit -n`), soft and
+    /// hard, set in the child between fork and exec (Unix only; elsewhere
+    /// the limit is not set and the test should not rely on it).
+    pub fn descriptor_limit(mut self, soft: u64, hard: u64) -> Self {
+        self.nofile = Some((soft, hard));
+        self
     }
 
     /// Passes `--config path` as it is (the `config` given to [`Launch::new`]
@@ -189,6 +201,10 @@ impl Launch {
             .stderr(Stdio::piped());
         for (k, v) in &self.env {
             cmd.env(k, v);
+        }
+        #[cfg(unix)]
+        if let Some((soft, hard)) = self.nofile {
+            set_descriptor_limit(&mut cmd, soft, hard);
         }
         let mut child = cmd.spawn().expect("spawn service");
 
@@ -260,6 +276,29 @@ impl Launch {
                 })
             }
         }
+    }
+}
+
+/// Sets `RLIMIT_NOFILE` in the child `cmd` starts, before it execs.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn set_descriptor_limit(cmd: &mut Command, soft: u64, hard: u64) {
+    use rustix::process::{setrlimit, Resource, Rlimit};
+    use std::os::unix::process::CommandExt as _;
+    let limit = move || {
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(soft),
+                maximum: Some(hard),
+            },
+        )
+        .map_err(std::io::Error::from)
+    };
+    // SAFETY: between fork and exec the closure makes one system call
+    // (setrlimit): it allocates nothing and takes no lock, as `pre_exec` asks.
+    unsafe {
+        cmd.pre_exec(limit);
     }
 }
 

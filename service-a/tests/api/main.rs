@@ -6,6 +6,7 @@ mod faults;
 mod http_edge;
 mod limits;
 mod reload;
+mod robust;
 mod shutdown;
 
 use testkit::{Launch, Proc};

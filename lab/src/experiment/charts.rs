@@ -263,12 +263,8 @@ fn legend<DB: DrawingBackend>(
             area.draw(&PathElement::new(vec![(4, y), (26, y)], *style))
                 .map_err(err)?;
         }
-        area.draw(&Text::new(
-            label.clone(),
-            (32, y - 8),
-            font.clone(),
-        ))
-        .map_err(err)?;
+        area.draw(&Text::new(label.clone(), (32, y - 8), font.clone()))
+            .map_err(err)?;
     }
     Ok(())
 }

@@ -45,6 +45,12 @@ enum Command {
         /// Use free ports even when 8080 and 8081 are free.
         #[arg(long)]
         free_ports: bool,
+        /// Replace the report even if you edited it (your changes are lost).
+        #[arg(long)]
+        overwrite: bool,
+        /// Where the demo writes the services' configs (default: target/lab-demo).
+        #[arg(long, value_name = "DIR", hide = true)]
+        work_dir: Option<std::path::PathBuf>,
     },
     /// Benchmark A and B beside nginx (run with --release).
     Bench {
@@ -79,10 +85,14 @@ fn main() -> anyhow::Result<()> {
             timeout_ms,
             report,
             free_ports,
+            overwrite,
+            work_dir,
         } => demo::run(demo::Options {
             timeout_ms,
             report,
             free_ports,
+            overwrite,
+            work_dir,
         }),
         Command::Bench { seconds } => bench::run(seconds),
         Command::Experiment {

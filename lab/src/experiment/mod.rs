@@ -9,8 +9,8 @@
 //! - [`load`]: the open-loop calls to B, and the probe of B's `/health`.
 //! - [`join`]: A's and B's log lines joined to the calls by trace id; the
 //!   matrix of what A did against what B said.
-//! - [`report`] and [`charts`]: `report.md`, `calls.csv`, `timeline.svg`,
-//!   `latency.svg`.
+//! - [`report`] and [`charts`]: `report.md`, `calls.csv`, and the
+//!   `timeline` and `latency` charts, each as SVG and PNG.
 //!
 //! This file only sequences them: start A and B, run the load while it drives
 //! the phases (A's TOML rewritten as a student would, A stopped and started),
@@ -178,8 +178,7 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
     let matrix = join::Matrix::of(calls.iter().zip(&joined));
     let verdicts = report::verdicts(&run, &stats, &matrix);
     report::write(&out, &run, &stats, &matrix, &verdicts)?;
-    charts::timeline(&out.join("timeline.svg"), &e, &calls)?;
-    charts::latency(&out.join("latency.svg"), &e, &calls)?;
+    charts::write(&out, &e, &calls)?;
 
     println!("{}", report::phase_table(&run, &stats));
     let mut all = true;

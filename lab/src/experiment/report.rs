@@ -473,7 +473,8 @@ pub fn write(
     let _ = writeln!(md, "## Phases\n\n{}", phase_table(run, stats));
     let _ = writeln!(
         md,
-        "![outcomes per 250 ms](timeline.svg)\n\n![latency per 250 ms](latency.svg)\n"
+        "![outcomes per 250 ms](timeline.svg)\n\n![latency per 250 ms](latency.svg)\n\n\
+         The same charts as PNG, for documents that take no SVG: `timeline.png`, `latency.png`.\n"
     );
     let _ = writeln!(md, "## Expectations\n");
     let _ = writeln!(md, "| phase | expectation | measured | |");

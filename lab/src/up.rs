@@ -23,7 +23,9 @@ use crate::procs::{self, terminate};
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        let line = format!($($arg)*);
+        crate::console::tee(&line);
+        let _ = writeln!(std::io::stdout(), "{line}");
     }};
 }
 
@@ -51,7 +53,7 @@ const HELP: &str =
 
 /// Runs until Ctrl+C, SIGTERM or `quit`, or until both services have exited
 /// with no terminal left to start them again.
-pub fn run() -> anyhow::Result<()> {
+pub fn run(console: &crate::console::Options) -> anyhow::Result<()> {
     procs::build()?;
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
@@ -59,6 +61,9 @@ pub fn run() -> anyhow::Result<()> {
 
     let (lines_tx, lines) = mpsc::channel();
     let (input_tx, input) = mpsc::channel();
+    // The console's buttons type the same commands.
+    let typed = input_tx.clone();
+    let console = crate::console::start(console, move |c| typed.send(Input::Line(c)).is_ok());
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines().map_while(Result::ok) {
             if input_tx.send(Input::Line(line)).is_err() {
@@ -73,6 +78,9 @@ pub fn run() -> anyhow::Result<()> {
         slot.start(&lines_tx)?;
     }
     say!("lab | {HELP}");
+    if let Some(url) = &console {
+        say!("lab | console: open {url}");
+    }
     let mut typing = true;
     let mut quitting = false;
     loop {
@@ -85,7 +93,8 @@ pub fn run() -> anyhow::Result<()> {
         }
         while let Ok(got) = input.try_recv() {
             match got {
-                Input::Closed => typing = false,
+                // The console still takes commands.
+                Input::Closed => typing = console.is_some(),
                 Input::Line(line) => {
                     if command(&line, &mut slots, &lines_tx)? {
                         quitting = true;

@@ -19,8 +19,9 @@ use super::scenario::Experiment;
 /// Width of a time bucket, in seconds.
 const BUCKET_S: f64 = 0.25;
 
-/// One fixed colour per outcome, so pictures of different runs compare.
-fn colour(kind: &str) -> RGBColor {
+/// One fixed colour per outcome, so pictures of different runs compare
+/// (and the console's live view matches them).
+pub(crate) fn colour(kind: &str) -> RGBColor {
     match kind {
         "ok" => RGBColor(0x2c, 0xa0, 0x2c),
         "timeout" => RGBColor(0xff, 0x7f, 0x0e),

@@ -159,7 +159,6 @@ function drawLatency(svg, seconds, deadline) {
       pen = 'L';
     });
     if (path) svg.append(el('svg:path', { d: path, stroke: colour, fill: 'none', 'stroke-width': 2 }));
-    svg.append(el('svg:text', { x: W - 60, y: key === 'p50' ? 20 : 32, fill: colour }, key));
   }
 }
 

@@ -80,7 +80,11 @@ pub fn parse_form(pairs: &[(String, String)]) -> Result<Vec<(&'static str, Value
             },
             Type::Float => match raw.parse::<f64>() {
                 Ok(f) if f.is_finite() => Value::from(f),
-                _ => return Err(format!("fault.{name} = {raw:?}: expected a number like 0.5")),
+                _ => {
+                    return Err(format!(
+                        "fault.{name} = {raw:?}: expected a number like 0.5"
+                    ))
+                }
             },
         };
         out.retain(|(k, _): &(&str, Value)| *k != name);
@@ -265,7 +269,15 @@ mod tests {
     /// typing 1500 over the 0 in an editor leaves them).
     #[test]
     fn writes_the_file_as_an_editor_would() {
-        let new = apply(SHIPPED, &form(&[("delay_ms", "1500"), ("probability", "1"), ("fail", "false")])).unwrap();
+        let new = apply(
+            SHIPPED,
+            &form(&[
+                ("delay_ms", "1500"),
+                ("probability", "1"),
+                ("fail", "false"),
+            ]),
+        )
+        .unwrap();
         let old_lines: Vec<&str> = SHIPPED.lines().collect();
         let new_lines: Vec<&str> = new.lines().collect();
         assert_eq!(old_lines.len(), new_lines.len());
@@ -288,7 +300,10 @@ mod tests {
         let text = "[server]\nport = 8080 # mine\n";
         let new = apply(text, &form(&[("delay_ms", "20"), ("drop", "true")])).unwrap();
         assert!(new.starts_with(text), "{new}");
-        assert!(new.contains("[fault]\ndelay_ms = 20\ndrop = true\n"), "{new}");
+        assert!(
+            new.contains("[fault]\ndelay_ms = 20\ndrop = true\n"),
+            "{new}"
+        );
         let err = apply("[fault\n", &form(&[("delay_ms", "1")])).unwrap_err();
         assert!(err.contains("not valid TOML"), "{err}");
     }
@@ -297,7 +312,9 @@ mod tests {
     #[test]
     fn form_values_are_typed() {
         let bad = |k: &str, v: &str| parse_form(&[(k.to_owned(), v.to_owned())]).unwrap_err();
-        assert!(bad("delay_ms", "soon").contains("fault.delay_ms = \"soon\": expected a whole number"));
+        assert!(
+            bad("delay_ms", "soon").contains("fault.delay_ms = \"soon\": expected a whole number")
+        );
         assert!(bad("fail", "yes").contains("expected true or false"));
         assert!(bad("probability", "NaN").contains("expected a number"));
         assert!(bad("port", "1").contains("not a fault the console sets"));

@@ -157,7 +157,11 @@ pub fn fields(line: &str) -> Option<BTreeMap<String, String>> {
             let end = after.find(char::is_whitespace).unwrap_or(after.len());
             (after[..end].to_owned(), end)
         };
-        let skip = if after.starts_with('"') { used + 1 } else { used };
+        let skip = if after.starts_with('"') {
+            used + 1
+        } else {
+            used
+        };
         out.insert(key.to_owned(), value);
         rest = &after[skip..];
     }
@@ -256,7 +260,11 @@ impl Live {
                     life.state = "stopping".into();
                 }
             }
-            ("A", Some(event @ ("config_reloaded" | "config_error" | "config_restart_needed")), _) => {
+            (
+                "A",
+                Some(event @ ("config_reloaded" | "config_error" | "config_restart_needed")),
+                _,
+            ) => {
                 let text = config_text(event, f);
                 push_capped(
                     &mut self.a_config,
@@ -275,7 +283,11 @@ impl Live {
                 if let Some(row) = self.rows.iter_mut().rev().find(|r| &r.trace_id == trace) {
                     row.a_line = Some(raw.to_owned());
                 } else {
-                    push_capped(&mut self.a_recent, A_RECENT, (trace.clone(), raw.to_owned()));
+                    push_capped(
+                        &mut self.a_recent,
+                        A_RECENT,
+                        (trace.clone(), raw.to_owned()),
+                    );
                 }
             }
             ("B", None, Some("/call-echo")) => self.b_call(f, raw, now_s),
@@ -524,7 +536,10 @@ mod tests {
         assert_eq!(snap.rows[1].kind, "ok");
         assert_eq!(snap.rows[1].a_line.as_deref(), Some(A_OK));
         let last = &snap.seconds[snap.seconds.len() - 1];
-        assert_eq!((last.t, last.counts["timeout"], last.p99), (6, 1, Some(1001)));
+        assert_eq!(
+            (last.t, last.counts["timeout"], last.p99),
+            (6, 1, Some(1001))
+        );
         assert_eq!(snap.seconds[snap.seconds.len() - 2].counts["ok"], 1);
         assert_eq!(snap.seconds.len(), WINDOW_S as usize);
     }
@@ -535,9 +550,14 @@ mod tests {
     fn memory_stays_bounded() {
         let mut live = Live::default();
         for i in 0..10_000u64 {
-            let b = format!("ts service=B endpoint=/call-echo status=ok latency_ms=1 trace_id=t{i}");
+            let b =
+                format!("ts service=B endpoint=/call-echo status=ok latency_ms=1 trace_id=t{i}");
             live.line("B", &b, i / 50);
-            live.line("A", &format!("ts service=A endpoint=/echo trace_id=x{i}"), i / 50);
+            live.line(
+                "A",
+                &format!("ts service=A endpoint=/echo trace_id=x{i}"),
+                i / 50,
+            );
         }
         assert!(live.seconds.len() <= WINDOW_S as usize + 1);
         assert_eq!(live.rows.len(), ROWS);
@@ -560,7 +580,11 @@ mod tests {
         assert_eq!(live.a.config.as_deref(), Some("config/service-a.toml"));
         live.line("lab", "stopping A (SIGTERM)", 1);
         assert_eq!(live.a.state, "stopping");
-        live.line("lab", "A exited (exit status: 0); B keeps running. `a start` starts it again", 2);
+        live.line(
+            "lab",
+            "A exited (exit status: 0); B keeps running. `a start` starts it again",
+            2,
+        );
         assert_eq!(live.a.state, "stopped");
         assert_eq!(live.a.last_exit.as_deref(), Some("exit status: 0"));
         live.line("lab", "B exited (signal: 9 (SIGKILL))", 2);

@@ -217,7 +217,11 @@ fn lines(shared: &Shared, rx: &Receiver<String>) {
         let mut live = shared.live();
         let dropped = DROPPED.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            live.line("lab", &format!("console: {dropped} lines dropped (the console fell behind)"), now);
+            live.line(
+                "lab",
+                &format!("console: {dropped} lines dropped (the console fell behind)"),
+                now,
+            );
         }
         live.line(who, line, now);
         if who == "B" && line.contains("event=start") {
@@ -238,9 +242,15 @@ mod tests {
     /// without a file.
     #[test]
     fn config_path_from_start_line() {
-        assert_eq!(config_path(Some("config/service-a.toml"), "d"), PathBuf::from("config/service-a.toml"));
         assert_eq!(
-            config_path(Some("none (config/service-a.toml not found, built-in defaults)"), "d"),
+            config_path(Some("config/service-a.toml"), "d"),
+            PathBuf::from("config/service-a.toml")
+        );
+        assert_eq!(
+            config_path(
+                Some("none (config/service-a.toml not found, built-in defaults)"),
+                "d"
+            ),
             PathBuf::from("config/service-a.toml")
         );
         assert_eq!(config_path(None, "d"), PathBuf::from("d"));

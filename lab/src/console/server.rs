@@ -29,9 +29,9 @@ use serde_json::json;
 use service_runtime::connection::Context;
 use service_runtime::http::{ApiError, Reply};
 use service_runtime::server::{self, Limits};
-use std::future::Future as _;
 use smol::io::AsyncRead;
 use smol::Timer;
+use std::future::Future as _;
 
 use super::token::{Asked, Grant};
 use super::{fault, say, traffic, Shared};
@@ -98,7 +98,10 @@ async fn handle(shared: Arc<Shared>, req: Request) -> Reply {
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let header = |name: &str| req.header(name).map(|v| v.as_str());
-    let query_token = query.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str());
+    let query_token = query
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.as_str());
     let asked = Asked {
         read_only: matches!(method, Method::Get | Method::Head),
         host: header("host"),
@@ -199,7 +202,9 @@ async fn route(
             .await
             .map_err(|e| ApiError::internal(format!("{e:#}")))?;
             say(&format!("wrote [fault] in {}", file.display()));
-            Ok(ok(&json!({ "file": file.display().to_string(), "section": written })))
+            Ok(ok(
+                &json!({ "file": file.display().to_string(), "section": written }),
+            ))
         }
         "/api/service" if posts => {
             let get = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.as_str());

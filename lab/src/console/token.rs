@@ -63,8 +63,9 @@ impl Guard {
     /// A fresh random token for a console on `port`.
     pub fn new(port: u16) -> anyhow::Result<Self> {
         let mut bytes = [0u8; TOKEN_BYTES];
-        getrandom::getrandom(&mut bytes)
-            .map_err(|e| anyhow::anyhow!("no random numbers from the OS for the console's token: {e}"))?;
+        getrandom::getrandom(&mut bytes).map_err(|e| {
+            anyhow::anyhow!("no random numbers from the OS for the console's token: {e}")
+        })?;
         let mut token = String::with_capacity(TOKEN_BYTES * 2);
         for b in bytes {
             let _ = write!(token, "{b:02x}");
@@ -127,7 +128,9 @@ impl Guard {
             }
             if let Some(site) = asked.sec_fetch_site {
                 if site != "same-origin" && site != "none" {
-                    return Err(format!("a write started by another site (Sec-Fetch-Site: {site})"));
+                    return Err(format!(
+                        "a write started by another site (Sec-Fetch-Site: {site})"
+                    ));
                 }
             }
         }
@@ -216,7 +219,10 @@ mod tests {
             ..read("[::1]:8082")
         };
         assert_eq!(g.check(&with_header), Ok(Grant::Header));
-        assert!(g.check(&read("127.0.0.1:8082")).unwrap_err().contains("no token"));
+        assert!(g
+            .check(&read("127.0.0.1:8082"))
+            .unwrap_err()
+            .contains("no token"));
         let wrong = Asked {
             query_token: Some("00112233445566778899aabbccddeefe"),
             ..read("127.0.0.1:8082")
@@ -235,12 +241,20 @@ mod tests {
     #[test]
     fn host_must_be_ours() {
         let g = guard();
-        for host in ["evil.example:8082", "127.0.0.1:8083", "127.0.0.1", "127.0.0.1:80820"] {
+        for host in [
+            "evil.example:8082",
+            "127.0.0.1:8083",
+            "127.0.0.1",
+            "127.0.0.1:80820",
+        ] {
             let asked = Asked {
                 header_token: Some(T),
                 ..read(host)
             };
-            assert!(g.check(&asked).unwrap_err().contains("not this console"), "{host}");
+            assert!(
+                g.check(&asked).unwrap_err().contains("not this console"),
+                "{host}"
+            );
         }
     }
 
@@ -270,7 +284,10 @@ mod tests {
             .check(&write(Some("http://127.0.0.1:8082"), Some("cross-site")))
             .unwrap_err()
             .contains("another site"));
-        assert!(g.check(&write(None, None)).unwrap_err().contains("no Origin"));
+        assert!(g
+            .check(&write(None, None))
+            .unwrap_err()
+            .contains("no Origin"));
         let script = Asked {
             header_token: Some(T),
             ..write(None, None)

@@ -317,7 +317,7 @@ impl Browser {
             "browserName": "chrome",
             "goog:chromeOptions": {"args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1050", "--force-device-scale-factor=1"
+                "--window-size=1400,1200", "--force-device-scale-factor=1"
             ]}
         }}});
         let created = browser.call("POST", "/session", Some(caps));

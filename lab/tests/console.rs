@@ -260,21 +260,25 @@ fn strangers_change_nothing() {
     lab.wait(&["A | ", "event=config_reloaded", "delay_ms=20 "]);
 }
 
-/// The printed URL sets a strict cookie and sends the page; the page's
-/// files come with the cookie alone.
+/// The printed URL sets a strict cookie and sends the browser to `/` (the
+/// token leaves the address bar); the page and its files come with the
+/// cookie alone.
 #[test]
 fn printed_url_opens_the_page() {
     let lab = Lab::start();
-    let page = get(&lab.url);
-    assert_eq!(page.status, 200);
-    let set = page.header("set-cookie").unwrap().to_owned();
+    let first = get(&lab.url);
+    assert_eq!(first.status, 303);
+    assert_eq!(first.header("location"), Some("/"));
+    let set = first.header("set-cookie").unwrap().to_owned();
     assert!(
         set.contains("SameSite=Strict") && set.contains("HttpOnly"),
         "{set}"
     );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let page = lab.api("GET", "/", &[("cookie", &cookie)]);
+    assert_eq!(page.status, 200);
     assert!(page.body.contains("<title>Lab console</title>"));
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
-    let cookie = set.split(';').next().unwrap().to_owned();
     for file in ["/console.js", "/console.css"] {
         let reply = lab.api("GET", file, &[("cookie", &cookie)]);
         assert_eq!(reply.status, 200, "{file}");

@@ -118,6 +118,13 @@ async fn handle(shared: Arc<Shared>, req: Request) -> Reply {
             return guarded(error(StatusCode::Forbidden, &format!("refused: {why}"))).into();
         }
     };
+    if grant == Grant::Url && path == "/" {
+        // The token into a cookie, and out of the address bar and history.
+        let mut res = Response::new(StatusCode::SeeOther);
+        res.insert_header("location", "/");
+        res.insert_header("set-cookie", shared.guard.set_cookie());
+        return guarded(res).into();
+    }
     let mut res = match route(&shared, method, &path, &query).await {
         Ok(reply) => reply,
         Err(e) => return guarded(e.into_response()).into(),

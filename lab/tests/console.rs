@@ -139,6 +139,10 @@ impl Drop for Lab {
     }
 }
 
+/// A request that must be refused: method, target, headers, and the words
+/// of the refusal.
+type Attempt<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str);
+
 /// Nobody without the run's token, and no page of another origin, changes
 /// anything: each is a 403 with a line in the lab's output, A's file keeps
 /// its bytes, A keeps running without faults, and no answer carries a CORS
@@ -157,7 +161,7 @@ fn strangers_change_nothing() {
     let evil = "http://evil.example";
 
     // Arrange / Act: every way in that must fail.
-    let attempts: Vec<(&str, String, Vec<(&str, &str)>, &str)> = vec![
+    let attempts: Vec<Attempt<'_>> = vec![
         ("GET", "/".into(), vec![], "no token"),
         (
             "GET",

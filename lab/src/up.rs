@@ -3,6 +3,8 @@
 //!
 //! Commands, one per line on the launcher's standard input: `a stop`,
 //! `a start`, `a restart` (and the same for `b`), `status`, `help`, `quit`.
+//! The console (`console/`) sees every line printed here and types the
+//! same commands from its buttons.
 //! Ctrl+C reaches both services (they share the terminal's process group);
 //! each drains its requests and exits, and the launcher waits for them.
 //!

@@ -195,28 +195,57 @@ pub fn current(text: Option<&str>) -> serde_json::Map<String, serde_json::Value>
         .collect()
 }
 
+/// Why A's file was not written.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The file is not TOML (a half-done edit?): the student's to fix; the
+    /// console leaves it alone.
+    NotToml(String),
+    /// Reading or saving failed (permissions, a full disk).
+    Io(anyhow::Error),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::NotToml(e) => f.write_str(e),
+            WriteError::Io(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
 /// Applies the form to A's file at `path` and saves it as a careful editor
 /// does (a temporary file renamed over it). A missing file is created from
 /// the shipped one, comments and all. Returns the new `[fault]` section.
-pub fn write(path: &Path, changes: &[(&'static str, Value)]) -> anyhow::Result<String> {
+pub fn write(path: &Path, changes: &[(&'static str, Value)]) -> Result<String, WriteError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => SHIPPED.to_owned(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(e) => {
+            let e = anyhow::Error::new(e).context(format!("reading {}", path.display()));
+            return Err(WriteError::Io(e));
+        }
     };
-    let new = apply(&text, changes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if new != text || !path.exists() {
+    let new = apply(&text, changes)
+        .map_err(|e| WriteError::NotToml(format!("{}: {e}", path.display())))?;
+    save(path, &text, &new).map_err(WriteError::Io)?;
+    Ok(section(&new))
+}
+
+/// Writes `new` over `path` (which held `old`) through a temporary file.
+fn save(path: &Path, old: &str, new: &str) -> anyhow::Result<()> {
+    if new != old || !path.exists() {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
         if let Some(dir) = dir {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         let tmp = path.with_file_name(format!(".{}.console-save", name.unwrap_or_default()));
-        std::fs::write(&tmp, &new).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::write(&tmp, new).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path)
             .with_context(|| format!("renaming {} over {}", tmp.display(), path.display()))?;
     }
-    Ok(section(&new))
+    Ok(())
 }
 
 /// The `[fault]` section's text, comments and all, as the page shows it.
@@ -336,6 +365,24 @@ mod tests {
         assert!(!is_default("delay_ms", "1500"));
         assert!(is_default("seed", "none"));
         assert!(is_default("fail_statuses", ""));
+    }
+
+    /// Saving: a missing file is created from the shipped one; a broken
+    /// one is left byte for byte, with the reason; no temporary file stays.
+    #[test]
+    fn saves_through_a_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config/service-a.toml");
+        let section = write(&path, &form(&[("drop", "true")])).unwrap();
+        assert!(section.contains("drop = true "), "{section}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), SHIPPED.lines().count());
+        std::fs::write(&path, "[fault\n").unwrap();
+        let err = write(&path, &form(&[("drop", "false")])).unwrap_err();
+        assert!(matches!(err, WriteError::NotToml(_)), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[fault\n");
+        let left: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(left.len(), 1);
     }
 
     /// The page shows the `[fault]` section alone.

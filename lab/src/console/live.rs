@@ -26,7 +26,7 @@ pub const WINDOW_S: u64 = 60;
 /// come from its first calls (the lab's load is at most a few hundred a second).
 pub const SAMPLES_PER_SECOND: usize = 2000;
 /// Recent calls shown as rows.
-pub const ROWS: usize = 40;
+pub const ROWS: usize = 20;
 /// A's request lines kept for the B line with the same `trace_id`: A logs
 /// before B on a normal answer, after B on a timeout (A logs when it stops
 /// waiting), so both orders are joined.

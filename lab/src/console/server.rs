@@ -207,7 +207,13 @@ async fn route(
                 move || fault::write(&file, &changes)
             })
             .await
-            .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+            .map_err(|e| match e {
+                fault::WriteError::NotToml(_) => ApiError {
+                    status: StatusCode::Conflict,
+                    message: e.to_string().into(),
+                },
+                fault::WriteError::Io(_) => ApiError::internal(e.to_string()),
+            })?;
             say(&format!("wrote [fault] in {}", file.display()));
             Ok(ok(
                 &json!({ "file": file.display().to_string(), "section": written }),

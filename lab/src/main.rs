@@ -8,12 +8,14 @@
 //! - `bench`: A and B beside nginx under wrk, and B's failure paths under load.
 //! - `experiment`: timed phases of faults under steady load, checked and
 //!   reported (`experiment/mod.rs` says how it is split).
+//! - `console`: the page `up` serves on loopback: break A, watch B, live.
 //! - `procs`: building the services and running them as child processes.
 
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms)]
 
 mod bench;
+mod console;
 mod demo;
 mod experiment;
 mod procs;
@@ -32,8 +34,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start A (8080) and B (8081) with config/*.toml. Type `a stop`,
-    /// `a start`, `b restart`, `status`, `quit`; Ctrl+C stops both.
-    Up,
+    /// `a start`, `b restart`, `status`, `quit`; Ctrl+C stops both. Also
+    /// serves the console (its URL, with this run's token, is printed).
+    Up {
+        #[command(flatten)]
+        console: console::Options,
+    },
     /// Run every failure A can cause through B and write the lab report.
     Demo {
         /// B's deadline for each call to A (the course's: 1000).
@@ -80,7 +86,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Up => up::run(),
+        Command::Up { console } => up::run(&console),
         Command::Demo {
             timeout_ms,
             report,

@@ -3,6 +3,8 @@
 //!
 //! Commands, one per line on the launcher's standard input: `a stop`,
 //! `a start`, `a restart` (and the same for `b`), `status`, `help`, `quit`.
+//! The console (`console/`) sees every line printed here and types the
+//! same commands from its buttons.
 //! Ctrl+C reaches both services (they share the terminal's process group);
 //! each drains its requests and exits, and the launcher waits for them.
 //!
@@ -23,7 +25,9 @@ use crate::procs::{self, terminate};
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        let line = format!($($arg)*);
+        crate::console::tee(&line);
+        let _ = writeln!(std::io::stdout(), "{line}");
     }};
 }
 
@@ -51,7 +55,7 @@ const HELP: &str =
 
 /// Runs until Ctrl+C, SIGTERM or `quit`, or until both services have exited
 /// with no terminal left to start them again.
-pub fn run() -> anyhow::Result<()> {
+pub fn run(console: &crate::console::Options) -> anyhow::Result<()> {
     procs::build()?;
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
@@ -59,6 +63,9 @@ pub fn run() -> anyhow::Result<()> {
 
     let (lines_tx, lines) = mpsc::channel();
     let (input_tx, input) = mpsc::channel();
+    // The console's buttons type the same commands.
+    let typed = input_tx.clone();
+    let console = crate::console::start(console, move |c| typed.send(Input::Line(c)).is_ok());
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines().map_while(Result::ok) {
             if input_tx.send(Input::Line(line)).is_err() {
@@ -73,6 +80,9 @@ pub fn run() -> anyhow::Result<()> {
         slot.start(&lines_tx)?;
     }
     say!("lab | {HELP}");
+    if let Some(url) = &console {
+        say!("lab | console: open {url}");
+    }
     let mut typing = true;
     let mut quitting = false;
     loop {
@@ -85,7 +95,8 @@ pub fn run() -> anyhow::Result<()> {
         }
         while let Ok(got) = input.try_recv() {
             match got {
-                Input::Closed => typing = false,
+                // The console still takes commands.
+                Input::Closed => typing = console.is_some(),
                 Input::Line(line) => {
                     if command(&line, &mut slots, &lines_tx)? {
                         quitting = true;

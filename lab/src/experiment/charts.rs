@@ -47,8 +47,9 @@ const RED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 const P50: RGBColor = RGBColor(0x1f, 0x3b, 0x8c);
 const P99: RGBColor = RGBColor(0xff, 0xa5, 0x4d);
 
-/// One fixed colour per outcome, so pictures of different runs compare.
-fn colour(kind: &str) -> RGBColor {
+/// One fixed colour per outcome, so pictures of different runs compare
+/// (and the console's live view matches them).
+pub(crate) fn colour(kind: &str) -> RGBColor {
     match kind {
         "ok" => RGBColor(0x2c, 0xa0, 0x2c),
         "timeout" => RGBColor(0xff, 0x7f, 0x0e),

@@ -151,7 +151,7 @@ impl FaultSettings {
             return Err(Invalid {
                 key: "fault.fail_status",
                 value: self.fail_status.to_string(),
-                expected: format!("one of {}", sendable_list()),
+                expected: sendable_list(),
             });
         }
         for (code, weight) in &self.fail_statuses {
@@ -982,7 +982,7 @@ mod tests {
             ..FaultSettings::default()
         });
         assert_eq!(s.key, "fault.fail_status");
-        assert_eq!(s.expected, "one of 100..=599");
+        assert_eq!(s.expected, "100..=599");
         for code in [100, 103, 200, 420, 499, 520, 599] {
             let unnamed = FaultSettings {
                 fail_status: code,

@@ -292,4 +292,23 @@ mod tests {
         );
         assert!(changed_keys(&a, &a).is_empty());
     }
+
+    /// An unchanged file costs a `stat`, not a read; a changed one is read.
+    #[test]
+    fn unchanged_file_is_not_read_again() {
+        let path = std::env::temp_dir().join(format!("reload-stamp-{}.toml", std::process::id()));
+        std::fs::write(&path, "a = 1\n").unwrap();
+        let source = ConfigSource {
+            path: path.clone(),
+            explicit: true,
+            env_prefix: "NONE_",
+        };
+        let first = source.read().unwrap();
+        let unchanged = read_if_changed(&source, Some(first.stamp)).unwrap();
+        std::fs::write(&path, "a = 22\n").unwrap();
+        let changed = read_if_changed(&source, Some(first.stamp)).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(unchanged.is_none());
+        assert_eq!(changed.unwrap().bytes, b"a = 22\n");
+    }
 }

@@ -12,6 +12,7 @@ mod otlp;
 mod pool;
 mod real_faults;
 mod resilience;
+mod robust;
 mod soak;
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};

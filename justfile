@@ -1,6 +1,7 @@
 # The lab's commands. `just` is optional: each recipe says its plain cargo equivalent.
 
-# List the recipes.
+# List the recipes (private: `just --list` shows the recipes, not itself).
+[private]
 default:
     @just --list
 
@@ -24,12 +25,11 @@ test:
 ci:
     bash .ci/run
 
-# The lab report: every failure A can cause, written to lab-report.md.  (cargo lab demo)
+# The lab report to hand in, lab-report.md: the course's proofs and answers, then every failure.  (cargo lab demo)
 demo:
     cargo lab demo
 
-# One experiment from experiments/ (course, retries, breaker, trickle, overload):
-# its report folder in runs/.  (cargo lab experiment experiments/NAME.toml)
+# One experiment, NAME one of course, retries, breaker, trickle, overload; report in runs/.  (cargo lab experiment experiments/NAME.toml)
 experiment name *args:
     cargo lab experiment experiments/{{name}}.toml {{args}}
 

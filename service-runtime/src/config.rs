@@ -369,7 +369,7 @@ impl ConfigSource {
                 })?;
                 let dict = Toml::string(text)
                     .data()
-                    .map_err(|e| self.describe::<T>(e))?
+                    .map_err(|e| self.syntax::<T>(e, text))?
                     .remove(&Profile::Default)
                     .unwrap_or_default();
                 Some(Layer {
@@ -471,6 +471,20 @@ impl ConfigSource {
                 self.env_prefix,
                 key.replace('.', "__").to_ascii_uppercase()
             ),
+        }
+    }
+
+    /// A TOML syntax error in plain words (line, column, what was written
+    /// and what is allowed there, in a sentence); any other error as
+    /// [`describe`](Self::describe) words it.
+    fn syntax<T: Validate>(&self, err: figment::Error, text: &str) -> ConfigError {
+        let plain = match &err.kind {
+            figment::error::Kind::Message(m) => plain_syntax(m, text),
+            _ => None,
+        };
+        match plain {
+            Some(words) => ConfigError(format!("{}: {words}", relative(&self.path).display())),
+            None => self.describe::<T>(err),
         }
     }
 
@@ -667,6 +681,63 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
+/// The TOML parser's message (`TOML parse error at line 2, column 8`, an
+/// excerpt, then what it expected in its own terms) as a sentence a student
+/// reads: where, the line as written, what is wrong and what is allowed.
+/// `None` when the message is not a syntax error's.
+fn plain_syntax(message: &str, text: &str) -> Option<String> {
+    let first = message.lines().next()?;
+    let place = first.strip_prefix("TOML parse error at line ")?;
+    let (line_no, col) = place.split_once(", column ")?;
+    let (line_no, col): (usize, usize) = (line_no.trim().parse().ok()?, col.trim().parse().ok()?);
+    let detail = one_line(message);
+    let detail = detail.split_once("; ").map_or("", |(_, rest)| rest);
+    let written = text
+        .lines()
+        .nth(line_no.checked_sub(1)?)
+        .unwrap_or("")
+        .trim();
+    // The bare word at the column, for a did-you-mean.
+    let word: String = text
+        .lines()
+        .nth(line_no - 1)
+        .unwrap_or("")
+        .chars()
+        .skip(col.saturating_sub(1))
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    let what = if detail.starts_with("invalid string") {
+        match closest(&word, &["true", "false"]) {
+            Some(b) => format!(
+                "`{word}` is not a value TOML knows; did you mean `{b}`? A value is a number, \
+                 true or false, or text in quotes (\"...\")"
+            ),
+            None => {
+                "a value must be a number, true or false, or text in quotes (\"...\")".to_owned()
+            }
+        }
+    } else if detail.starts_with("invalid basic string") {
+        "text opened with \" must be closed with \" on the same line".to_owned()
+    } else if detail.starts_with("invalid literal string") {
+        "text opened with ' must be closed with ' on the same line".to_owned()
+    } else if detail.starts_with("invalid table header") && detail.contains("duplicate key") {
+        "this section appears twice in the file; keep one and put all its keys there".to_owned()
+    } else if detail.starts_with("invalid table header") {
+        "a section header is a name in square brackets, closed on its line: `[fault]`".to_owned()
+    } else if let Some(rest) = detail.strip_prefix("duplicate key `") {
+        let key = rest.split('`').next().unwrap_or("");
+        format!("`{key}` is set twice; keep one of them")
+    } else if detail.starts_with("expected newline") {
+        "there is more after the value; each line holds one `key = value` (a comment starts with #)"
+            .to_owned()
+    } else if detail.contains("expected `.`, `=`") {
+        "a line must be `key = value` (or a `[section]` header)".to_owned()
+    } else {
+        format!("this is not valid TOML ({detail})")
+    };
+    Some(format!("line {line_no}, column {col}: `{written}`: {what}"))
+}
+
 /// The TOML parser's message without its source excerpt, on one line:
 /// `TOML parse error at line 1, column 7; invalid table header; expected ...`.
 fn one_line(message: &str) -> String {
@@ -827,6 +898,33 @@ mod tests {
             path: path.into(),
             explicit,
             env_prefix: "DEMO_",
+        }
+    }
+
+    /// TOML syntax errors are said in a sentence: where, the line as
+    /// written, what is wrong and what is allowed; never the parser's terms.
+    #[test]
+    fn syntax_errors_in_plain_words() {
+        let src = source("config/demo.toml", true);
+        let cases = [
+            ("[fault]\nfail = fals\n", "line 2, column 8: `fail = fals`: `fals` is not a value TOML knows; did you mean `false`?"),
+            ("[fault]\ndelay_ms = 15 00\n", "line 2, column 15: `delay_ms = 15 00`: there is more after the value"),
+            ("[fault\n", "a section header is a name in square brackets"),
+            ("[fault]\ndelay_ms = \"abc\n", "must be closed with \" on the same line"),
+            ("[fault]\ndelay_ms = 1\ndelay_ms = 2\n", "`delay_ms` is set twice"),
+            ("[fault]\nx y\n", "a line must be `key = value`"),
+            ("[fault]\n[fault]\n", "this section appears twice"),
+        ];
+        for (toml, expected) in cases {
+            let err = src.parse::<Demo>(Some(toml.as_bytes())).unwrap_err().0;
+            assert!(
+                err.starts_with("config/demo.toml: line "),
+                "{toml:?}: {err}"
+            );
+            assert!(err.contains(expected), "{toml:?}: {err}");
+            for jargon in ["TOML parse error", "expected `", "invalid string"] {
+                assert!(!err.contains(jargon), "{toml:?}: {err}");
+            }
         }
     }
 

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use serde::Deserialize;
 
 /// The outcomes a call can have: `ok`, B's KINDs, and `no_answer` (the load
@@ -252,9 +252,77 @@ fn set(table: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
 
 /// Reads and checks `path`; `scale` multiplies every phase's duration.
 pub fn load(path: &Path, scale: Scale) -> anyhow::Result<Experiment> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read experiment file {}", path.display()))?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            anyhow::bail!("{}", not_found(path, Path::new(EXPERIMENTS)))
+        }
+        Err(e) => anyhow::bail!("cannot read experiment file {}: {e}", path.display()),
+    };
     parse(&text, scale).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
+}
+
+/// Where the shipped experiments are, relative to the repository's root.
+const EXPERIMENTS: &str = "experiments";
+
+/// What to say when `path` does not exist: a bare name (`course`, the
+/// `just experiment course` habit) or a near miss gets "did you mean", and
+/// the files in `folder` are listed.
+fn not_found(path: &Path, folder: &Path) -> String {
+    let mut known: Vec<String> = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter_map(|p| Some(p.file_stem()?.to_string_lossy().to_string()))
+        .collect();
+    known.sort();
+    let asked = path
+        .file_stem()
+        .map_or(String::new(), |s| s.to_string_lossy().to_lowercase());
+    let near = known.iter().find(|k| **k == asked).or_else(|| {
+        known.iter().find(|k| {
+            k.starts_with(&asked) || asked.starts_with(k.as_str()) || edits(k, &asked) <= 2
+        })
+    });
+    let file = |name: &str| folder.join(format!("{name}.toml")).display().to_string();
+    let hint = match near {
+        Some(name) => format!(
+            "; did you mean `{}`? (`cargo lab experiment {}`, or `just experiment {name}`)",
+            file(name),
+            file(name)
+        ),
+        None => String::new(),
+    };
+    let listed = if known.is_empty() {
+        format!(
+            " (no experiment files in {} here: run it from the repository's root)",
+            folder.display()
+        )
+    } else {
+        let files: Vec<String> = known.iter().map(|k| file(k)).collect();
+        format!(". The experiments: {}", files.join(", "))
+    };
+    format!("no experiment file {}{hint}{listed}", path.display())
+}
+
+/// Levenshtein distance: how many letters to add, drop or change.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
 }
 
 /// How to shorten a run.
@@ -515,6 +583,31 @@ a = "kill"
         assert_eq!(e.phases[1].action, Some(Action::Kill));
         let e = parse(GOOD, Scale::Seconds(8.0)).unwrap();
         assert_eq!(e.total_seconds(), 8.0);
+    }
+
+    /// A bare name, as `just experiment course` takes it, gets the file it
+    /// meant; a near miss too; a name that matches nothing gets the list.
+    #[test]
+    fn a_bare_name_gets_a_did_you_mean() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["course", "breaker"] {
+            std::fs::write(dir.path().join(format!("{name}.toml")), "").unwrap();
+        }
+        let folder = dir.path();
+        let said = not_found(Path::new("course"), folder);
+        let meant = folder.join("course.toml").display().to_string();
+        assert!(
+            said.starts_with("no experiment file course; did you mean `"),
+            "{said}"
+        );
+        assert!(said.contains(&format!("did you mean `{meant}`?")), "{said}");
+        let said = not_found(Path::new("experiments/brea.toml"), folder);
+        assert!(said.contains("breaker.toml`?"), "{said}");
+        let said = not_found(Path::new("experiments/corse.toml"), folder);
+        assert!(said.contains(&format!("did you mean `{meant}`?")), "{said}");
+        let said = not_found(Path::new("nothing"), folder);
+        assert!(!said.contains("did you mean"), "{said}");
+        assert!(said.contains(&meant), "the list: {said}");
     }
 
     /// Mistakes are refused with the key and what is allowed.

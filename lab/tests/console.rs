@@ -408,7 +408,8 @@ impl Browser {
             session: String::new(),
         };
         let deadline = Instant::now() + testkit::PATIENCE;
-        while exchange(&browser.addr, b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n").is_err() {
+        let status = format!("GET /status HTTP/1.1\r\nHost: {}\r\n\r\n", browser.addr);
+        while exchange(&browser.addr, status.as_bytes()).is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -510,16 +511,16 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the session, which closes Chromium (killing chromedriver alone
+    /// would leave it running), then stops chromedriver.
     fn drop(&mut self) {
         if !self.session.is_empty() {
-            let _ = exchange(
-                &self.addr,
-                format!(
-                    "DELETE /session/{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                    self.session
-                )
-                .as_bytes(),
+            // chromedriver refuses a Host that is not its own address.
+            let delete = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {}\r\n\r\n",
+                self.session, self.addr
             );
+            let _ = exchange(&self.addr, delete.as_bytes());
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();

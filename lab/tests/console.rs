@@ -289,6 +289,97 @@ fn printed_url_opens_the_page() {
     }
 }
 
+/// The console reads the real services' lines: one call through the page's
+/// API answers with B's KIND and both services' lines for its trace, and the
+/// event stream tells of A running, B's deadline, and the call, counted.
+#[test]
+fn one_call_and_the_stream_read_the_real_lines() {
+    let lab = Lab::start();
+    let token = [("x-lab-token", lab.token.as_str())];
+    let origin = format!("http://{}", lab.console);
+    let write = [
+        ("x-lab-token", lab.token.as_str()),
+        ("origin", origin.as_str()),
+    ];
+
+    let call = lab.api("POST", "/api/call", &write).json();
+    assert_eq!(call["kind"], "ok", "{call}");
+    let trace = call["trace_id"].as_str().unwrap();
+    for side in ["b_line", "a_line"] {
+        let line = call[side]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {side}: {call}"));
+        assert!(line.contains(&format!("trace_id={trace}")), "{line}");
+    }
+
+    let event = first_event(&lab.console, &token);
+    assert_eq!(event["live"]["a"]["state"], "running", "{event}");
+    assert_eq!(event["deadline_ms"], 1000);
+    let seconds = event["live"]["seconds"].as_array().unwrap();
+    assert_eq!(seconds.len(), 60);
+    let oks: u64 = seconds
+        .iter()
+        .filter_map(|s| s["counts"]["ok"].as_u64())
+        .sum();
+    assert_eq!(oks, 1, "{event}");
+    assert_eq!(event["live"]["rows"][0]["trace_id"], trace);
+    let kinds: Vec<&str> = event["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.starts_with(&["ok", "timeout", "connection_refused"]),
+        "{kinds:?}"
+    );
+}
+
+/// The first Server-Sent Event of `/api/events`, its chunked framing undone.
+fn first_event(console: &str, headers: &[(&str, &str)]) -> Value {
+    use std::io::Read as _;
+    let mut stream = std::net::TcpStream::connect(console).unwrap();
+    stream.set_read_timeout(Some(testkit::PATIENCE)).unwrap();
+    let mut head = format!("GET /api/events HTTP/1.1\r\nHost: {console}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf).expect("an event within PATIENCE");
+        assert!(
+            n > 0,
+            "the stream closed: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        bytes.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let Some((head, mut rest)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        assert!(head.contains("text/event-stream"), "{head}");
+        // Chunks: a hex size line, that many bytes, CRLF.
+        let mut body = String::new();
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+                break;
+            };
+            if after.len() < size + 2 {
+                break;
+            }
+            body.push_str(&after[..size]);
+            rest = &after[size + 2..];
+        }
+        if let Some(end) = body.find("\n\n") {
+            let data = body[..end].strip_prefix("data: ").expect("a data: line");
+            return serde_json::from_str(data).unwrap();
+        }
+    }
+}
+
 // ---- a real browser, through WebDriver
 
 /// A tiny WebDriver client (W3C protocol: JSON over HTTP) for chromedriver.
@@ -317,7 +408,8 @@ impl Browser {
             session: String::new(),
         };
         let deadline = Instant::now() + testkit::PATIENCE;
-        while exchange(&browser.addr, b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n").is_err() {
+        let status = format!("GET /status HTTP/1.1\r\nHost: {}\r\n\r\n", browser.addr);
+        while exchange(&browser.addr, status.as_bytes()).is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -419,16 +511,16 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the session, which closes Chromium (killing chromedriver alone
+    /// would leave it running), then stops chromedriver.
     fn drop(&mut self) {
         if !self.session.is_empty() {
-            let _ = exchange(
-                &self.addr,
-                format!(
-                    "DELETE /session/{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                    self.session
-                )
-                .as_bytes(),
+            // chromedriver refuses a Host that is not its own address.
+            let delete = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {}\r\n\r\n",
+                self.session, self.addr
             );
+            let _ = exchange(&self.addr, delete.as_bytes());
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();

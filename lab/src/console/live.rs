@@ -228,11 +228,18 @@ impl Live {
     pub fn line(&mut self, who: &str, line: &str, now_s: u64) {
         match who {
             "lab" => self.lab_line(cut(line, MAX_LINE), now_s),
-            "A" | "B" => {
-                if let Some(f) = fields(line) {
-                    self.service_line(who, &f, cut(line, MAX_LINE), now_s);
+            "A" | "B" => match fields(line) {
+                Some(f) if f.contains_key("service") => {
+                    self.service_line(who, &f, cut(line, MAX_LINE), now_s)
                 }
-            }
+                // Not a log line: a start-up failure on stderr (a bad config,
+                // a port taken). Shown with the launcher's lines.
+                _ if !line.trim().is_empty() => {
+                    let text = format!("{who} | {}", cut(line, MAX_LINE));
+                    self.note(text, now_s);
+                }
+                _ => {}
+            },
             _ => {}
         }
     }
@@ -383,13 +390,18 @@ impl Live {
                 life.state = "stopping".into();
             }
         }
+        self.note(line.to_owned(), now_s);
+    }
+
+    /// A line for the page's list of the launcher's lines.
+    fn note(&mut self, text: String, now_s: u64) {
         push_capped(
             &mut self.lab,
             EVENTS,
             Event {
                 t: now_s,
                 event: "lab".into(),
-                text: line.to_owned(),
+                text,
             },
         );
         self.version += 1;
@@ -595,6 +607,12 @@ mod tests {
         assert_eq!(snap.a_config[0].event, "config_error");
         assert!(snap.a_config[0].text.contains("fault.probability = 1.5"));
         assert_eq!(snap.a_config[1].text, "delay_ms=1500");
+        // A start-up failure on stderr is shown with the launcher's lines.
+        let bad =
+            "service-a: bad config: config/service-a.toml: server.port = 70000, expected 0..=65535";
+        live.line("A", bad, 5);
+        assert_eq!(live.lab.back().unwrap().text, format!("A | {bad}"));
+        assert_eq!(live.a.state, "stopped");
     }
 
     /// Quantiles by nearest rank; none without values (never a 0 that

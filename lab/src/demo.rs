@@ -314,9 +314,15 @@ impl Lab {
 
         self.section(
             "A stopped",
-            "A is stopped with SIGTERM, as Ctrl+C in its terminal would. B keeps running.",
+            "A is stopped as Ctrl+C in its terminal would (SIGTERM; Ctrl+Break on Windows). B keeps running.",
         );
-        self.a.terminate();
+        let how = crate::procs::terminate(self.a.child_mut())?;
+        if how == crate::procs::Stop::Killed {
+            self.say(&format!(
+                "A was {}.\n",
+                how.describe().trim_matches(['(', ')'])
+            ));
+        }
         self.a.wait_exit();
         let stopped = self
             .a
@@ -380,7 +386,7 @@ impl Lab {
             "B's circuit breaker",
             "B restarted with `[circuit_breaker] enabled = true, failure_threshold = 3`, and A failing every call (`fail = true`). Three calls fail with `upstream_status`; the fourth is not sent to A.",
         );
-        self.b.terminate();
+        crate::procs::terminate(self.b.child_mut())?;
         self.b.wait_exit();
         self.b = start_b(&self.dir, self.a_port, self.b_port, t, true)?;
         self.set_fault("fail = true");

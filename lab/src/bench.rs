@@ -162,7 +162,11 @@ pub fn run(seconds: u32) -> anyhow::Result<()> {
 
     print!("{}", table(&rows, seconds, pin));
     println!(
-        "\nRSS: A {idle_a} KiB idle, {busy_a} KiB after its load; B {idle_b} KiB idle, {busy_b} KiB after its load."
+        "\nRSS: A {} idle, {} after its load; B {} idle, {} after its load.",
+        kib(idle_a),
+        kib(busy_a),
+        kib(idle_b),
+        kib(busy_b)
     );
     // Each ratio: the median over rounds of that round's ratio.
     let ratio = |ours: &str, theirs: &str| -> Option<f64> {
@@ -404,10 +408,7 @@ impl Drop for Instance {
     fn drop(&mut self) {
         // Killing the master leaves the worker; stop both.
         for pid in pids_of(self.dir.path()) {
-            let _ = Command::new("kill")
-                .arg(pid.to_string())
-                .stderr(Stdio::null())
-                .status();
+            let _ = crate::procs::terminate_pid(pid);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -448,4 +449,10 @@ fn wait_port(port: u16) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
     bail!("nginx did not listen on {port}")
+}
+
+/// A resident size for the report; "unknown" where the platform has no
+/// /proc to read it from.
+fn kib(rss: Option<u64>) -> String {
+    rss.map_or_else(|| "unknown".to_owned(), |k| format!("{k} KiB"))
 }

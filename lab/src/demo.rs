@@ -586,7 +586,10 @@ impl Lab {
 
         println!("3. A stopped");
         self.seen.a_last_before_stop = self.a.lines().last().cloned();
-        self.a.terminate();
+        let how = crate::procs::terminate(self.a.child_mut())?;
+        if how == crate::procs::Stop::Killed {
+            println!("   A was {}", how.describe().trim_matches(['(', ')']));
+        }
         self.a.wait_exit();
         self.seen.stop_lines = self
             .a
@@ -649,7 +652,7 @@ impl Lab {
         self.seen.a_metrics = metrics(self.a_port, &["faults_injected_total{"])?;
 
         println!("8. B's circuit breaker");
-        self.b.terminate();
+        crate::procs::terminate(self.b.child_mut())?;
         self.b.wait_exit();
         self.b = start_b(&self.work, self.a_port, self.b_port, t, true)?;
         self.seen.b_pids.push(self.b.pid());

@@ -9,9 +9,10 @@
 //! - `experiment`: timed phases of faults under steady load, checked and
 //!   reported (`experiment/mod.rs` says how it is split).
 //! - `console`: the page `up` serves on loopback: break A, watch B, live.
-//! - `procs`: building the services and running them as child processes.
+//! - `procs`: building the services, running them as child processes and
+//!   stopping them (SIGTERM on unix, Ctrl+Break on Windows), with no shell-outs.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(rust_2018_idioms)]
 
 mod bench;

@@ -1,20 +1,45 @@
-//! Building the services and running them as children whose output is prefixed.
+//! The lab's one module for child processes: building the services,
+//! starting them with their output prefixed, and asking them to stop. No
+//! shell-outs (`kill` is not there on Windows); every step returns `Result`
+//! with what failed in words.
+//!
+//! Stopping is graceful where the platform allows it:
+//! - unix: SIGTERM (through rustix), as Ctrl+C in the service's own terminal
+//!   would do; it drains and exits.
+//! - Windows: there is no SIGTERM. Each child is started in its own process
+//!   group (`CREATE_NEW_PROCESS_GROUP`), so Ctrl+Break can be sent to it
+//!   alone (`GenerateConsoleCtrlEvent`); the services treat it as a stop. This
+//!   needs a console shared with the child; where there is none (the lab run
+//!   without one, or an emulator that cannot deliver it) the child is killed
+//!   and [`Stop::Killed`] says so, for the lab to tell its user.
+//!
+//! A child is asked to stop only while it has not been reaped (no `wait` or
+//! `try_wait` has seen it exit): until then its PID stays its own.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Sender;
 use std::thread;
+use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 
 /// Builds both service binaries in the profile this launcher was built with
-/// (skipped when `LAB_NO_BUILD` is set: the caller built them already).
+/// (skipped when `LAB_NO_BUILD` is set: the caller built them already), and
+/// says so first: a first build takes minutes, and cargo's own progress
+/// does not say what it is building for.
 pub fn build() -> anyhow::Result<()> {
     if std::env::var_os("LAB_NO_BUILD").is_some() {
         return Ok(());
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let profile = if release() { "release" } else { "debug" };
+    println!(
+        "lab | building service-a and service-b ({profile}); the first time takes \
+         minutes (see the README's \"First build\"), later ones seconds"
+    );
+    let started = Instant::now();
     let mut cmd = Command::new(cargo);
     // Not --quiet: cargo's progress is how a student sees the build is alive.
     cmd.args(["build", "-p", "service-a", "-p", "service-b"]);
@@ -25,6 +50,10 @@ pub fn build() -> anyhow::Result<()> {
     if !status.success() {
         bail!("cargo build failed ({status})");
     }
+    println!(
+        "lab | built in {:.0} s",
+        started.elapsed().as_secs_f64().ceil()
+    );
     Ok(())
 }
 
@@ -41,6 +70,35 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/debug"))
 }
 
+/// The path of a service binary beside this launcher (`service-a.exe` on
+/// Windows), or what to run if it is not built.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let path = target_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        bail!(
+            "{} is not built; `cargo build -p {name}` builds it",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A command for `path` that [`terminate`] can stop gracefully: on Windows
+/// it starts in a process group of its own, so that Ctrl+Break reaches it
+/// alone (and the terminal's Ctrl+C reaches only the lab, which stops it).
+pub fn command(path: impl AsRef<std::ffi::OsStr>) -> Command {
+    #[allow(unused_mut)]
+    let mut cmd = Command::new(path);
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt as _;
+        /// `CREATE_NEW_PROCESS_GROUP` (winbase.h).
+        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+        cmd.creation_flags(CREATE_NEW_PROCESS_GROUP);
+    }
+    cmd
+}
+
 /// Starts `binary` with `args` and `env`; each line it prints goes to `lines`
 /// as `(prefix, line)`.
 pub fn spawn(
@@ -50,8 +108,8 @@ pub fn spawn(
     env: &[(&str, String)],
     lines: Sender<(&'static str, String)>,
 ) -> anyhow::Result<Child> {
-    let path = testkit::binary(binary);
-    let mut cmd = Command::new(&path);
+    let path = self::binary(binary)?;
+    let mut cmd = command(&path);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -85,11 +143,97 @@ fn forward(
     });
 }
 
-/// Asks a child to stop as Ctrl+C would, with SIGTERM. Only for a child not
-/// yet reaped (no `wait` or `try_wait` has seen it exit): until then its PID
-/// cannot have been given to another process.
-pub fn terminate(child: &Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+/// How [`terminate`] reached a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Asked to stop, as Ctrl+C would: it drains its requests and exits.
+    /// The name of what was sent (`SIGTERM`, `Ctrl+Break`).
+    Asked(&'static str),
+    /// Killed at once: the platform could not ask (requests in flight are
+    /// cut, its last log lines may be missing).
+    Killed,
+}
+
+impl Stop {
+    /// For the lab's messages: `(SIGTERM)`, `(Ctrl+Break)`, or that it was
+    /// killed and why.
+    pub fn describe(self) -> String {
+        match self {
+            Stop::Asked(how) => format!("({how})"),
+            Stop::Killed => {
+                "(killed: Ctrl+Break could not be delivered here, so it did not drain)".to_owned()
+            }
+        }
+    }
+}
+
+/// Asks `child` to stop (see the module's doc for how, per platform). Only
+/// for a child not yet reaped. `Err` if it could neither be asked nor
+/// killed.
+pub fn terminate(child: &mut Child) -> anyhow::Result<Stop> {
+    ask_to_stop(child)
+}
+
+/// Asks the process `pid` to stop, for processes the lab did not start as
+/// a [`Child`] (nginx's worker in the benchmark). Unix: SIGTERM. Windows:
+/// Ctrl+Break, which reaches only a process that leads its own group.
+pub fn terminate_pid(pid: u32) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{kill_process, Pid, Signal};
+        let id = i32::try_from(pid).ok().and_then(Pid::from_raw);
+        let id = id.with_context(|| format!("{pid} is not a process id"))?;
+        kill_process(id, Signal::TERM)
+            .with_context(|| format!("sending SIGTERM to process {pid}"))?;
+        Ok(())
+    }
+    #[cfg(windows)]
+    {
+        if ctrl_break(pid) {
+            return Ok(());
+        }
+        bail!("Windows refused Ctrl+Break to process {pid}")
+    }
+    #[cfg(not(any(unix, windows)))]
+    bail!("this platform has no way to ask process {pid} to stop")
+}
+
+#[cfg(unix)]
+fn ask_to_stop(child: &mut Child) -> anyhow::Result<Stop> {
+    use rustix::process::{kill_process, Pid, Signal};
+    kill_process(Pid::from_child(child), Signal::TERM)
+        .with_context(|| format!("sending SIGTERM to process {}", child.id()))?;
+    Ok(Stop::Asked("SIGTERM"))
+}
+
+#[cfg(windows)]
+fn ask_to_stop(child: &mut Child) -> anyhow::Result<Stop> {
+    if ctrl_break(child.id()) {
+        return Ok(Stop::Asked("Ctrl+Break"));
+    }
+    kill(child)
+}
+
+#[cfg(not(any(unix, windows)))]
+fn ask_to_stop(child: &mut Child) -> anyhow::Result<Stop> {
+    kill(child)
+}
+
+/// The fallback where a child cannot be asked: kill it.
+#[cfg(not(unix))]
+fn kill(child: &mut Child) -> anyhow::Result<Stop> {
+    child
+        .kill()
+        .with_context(|| format!("killing process {}", child.id()))?;
+    Ok(Stop::Killed)
+}
+
+/// Sends Ctrl+Break to the process group `group` (a child started by
+/// [`command`] leads its own); false if Windows refused (no shared console).
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn ctrl_break(group: u32) -> bool {
+    use windows_sys::Win32::System::Console::{GenerateConsoleCtrlEvent, CTRL_BREAK_EVENT};
+    // SAFETY: a plain Win32 call with two integers; no memory is shared.
+    unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, group) != 0 }
 }

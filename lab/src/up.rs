@@ -5,8 +5,11 @@
 //! `a start`, `a restart` (and the same for `b`), `status`, `help`, `quit`.
 //! The console (`console/`) sees every line printed here and types the
 //! same commands from its buttons.
-//! Ctrl+C reaches both services (they share the terminal's process group);
-//! each drains its requests and exits, and the launcher waits for them.
+//! Ctrl+C stops both: on unix it reaches the services too (they share the
+//! terminal's process group) and the launcher asks each once more; on
+//! Windows they are in process groups of their own, and the launcher sends
+//! each Ctrl+Break (`procs::terminate`). Each drains its requests and exits,
+//! and the launcher waits for them.
 //!
 //! A child is signalled only while it has not been reaped: until `try_wait`
 //! has seen it exit, its PID stays its own (a zombie keeps it), so a signal
@@ -18,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use crate::procs::{self, terminate};
+use crate::procs::{self, terminate, Stop};
 
 /// `println!` that never panics: with its terminal gone the launcher must
 /// still stop its children.
@@ -206,12 +209,21 @@ impl Slot {
         Ok(())
     }
 
-    /// SIGTERM, as Ctrl+C in its own terminal would: it drains and exits.
+    /// Asks it to stop as Ctrl+C in its own terminal would (SIGTERM, or
+    /// Ctrl+Break on Windows): it drains and exits. Says how, and says so
+    /// where the platform could only kill it.
     fn stop(&mut self) {
-        match &self.child {
+        match &mut self.child {
             Some(child) if !self.stopping => {
-                say!("lab | stopping {} (SIGTERM)", self.name);
-                terminate(child);
+                match terminate(child) {
+                    Ok(how @ Stop::Asked(_)) => {
+                        say!("lab | stopping {} {}", self.name, how.describe());
+                    }
+                    Ok(Stop::Killed) => {
+                        say!("lab | {} {}", self.name, Stop::Killed.describe());
+                    }
+                    Err(e) => say!("lab | could not stop {}: {e:#}", self.name),
+                }
                 self.stopping = true;
             }
             Some(_) => {}

@@ -1,7 +1,7 @@
 //! `cargo lab up` end to end: typed commands stop and start A while B runs.
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -50,12 +50,12 @@ impl Output {
 /// `a stop` stops A alone (B answers connection_refused, /health 200),
 /// `status` says so, `a start` brings A back on its port (B answers 200
 /// again), `b restart` restarts B, and `quit` stops both; no signal ever goes
-/// to a reaped child (`kill` would say "No such process").
+/// to a reaped child (the lab would say it "could not stop" it).
 #[test]
 fn typed_commands_stop_and_start_each_service() {
     let (a_port, b_port) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = Command::new(env!("CARGO_BIN_EXE_lab"))
+    let lab = testkit::command(env!("CARGO_BIN_EXE_lab"))
         .arg("up")
         .current_dir(dir.path())
         .env("LAB_NO_BUILD", "1")
@@ -70,24 +70,23 @@ fn typed_commands_stop_and_start_each_service() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start lab up");
-    // A failed assertion must not leave the launcher and its services behind.
-    struct Stop(u32);
+    // A failed assertion must not leave the launcher and its services behind:
+    // asked to stop (as Ctrl+C would), it stops both.
+    struct Stop(std::process::Child);
     impl Drop for Stop {
         fn drop(&mut self) {
-            // 0 once the launcher is reaped: its PID is no longer ours.
-            if self.0 == 0 {
-                return;
+            // Only while not reaped: its PID is ours until then.
+            if let Ok(None) = self.0.try_wait() {
+                let _ = testkit::terminate(&self.0);
+                let _ = self.0.wait();
             }
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.0.to_string()])
-                .status();
         }
     }
-    let mut stop = Stop(lab.id());
-    let mut typed = lab.stdin.take().unwrap();
+    let mut lab = Stop(lab);
+    let mut typed = lab.0.stdin.take().unwrap();
     let mut type_line = |line: &str| writeln!(typed, "{line}").unwrap();
     let (tx, rx) = mpsc::channel();
-    let stdout = lab.stdout.take().unwrap();
+    let stdout = lab.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
@@ -136,15 +135,20 @@ fn typed_commands_stop_and_start_each_service() {
     type_line("quit");
     let deadline = Instant::now() + testkit::PATIENCE;
     let status = loop {
-        if let Some(status) = lab.try_wait().unwrap() {
+        if let Some(status) = lab.0.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "lab up did not quit");
         std::thread::sleep(Duration::from_millis(10));
     };
-    stop.0 = 0;
     assert!(status.success(), "{status}");
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut lab.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(!stderr.contains("No such process"), "{stderr}");
+    std::io::Read::read_to_string(&mut lab.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.is_empty(), "{stderr}");
+    out.mark();
+    assert!(
+        !out.seen.iter().any(|l| l.contains("could not stop")),
+        "{:#?}",
+        out.seen
+    );
 }

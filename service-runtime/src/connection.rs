@@ -27,7 +27,9 @@
 //!    at once (its exchange logs `status=client_closed http_status=499`).
 //!    A half-close (the client shuts its sending side) counts as leaving, as
 //!    in nginx. When pipelined bytes fill the buffer, the peer's FIN is
-//!    still seen, by polling for `POLLRDHUP` every [`RDHUP_EVERY`].
+//!    still seen, by polling for `POLLRDHUP` every [`RDHUP_EVERY`] (where
+//!    the platform has no `POLLRDHUP`, only a full close or a reset is seen
+//!    then: see [`HUNG_UP`]).
 //! 5. **The handler says what it wants** with a [`Reply`]; a handler that
 //!    panics is answered 500 and the service lives on.
 
@@ -41,6 +43,7 @@ use std::time::{Duration, Instant};
 use async_h1::server::Encoder;
 use http_types::headers::CONNECTION;
 use http_types::{Method, Request, Response, StatusCode};
+use rustix::event::PollFlags;
 use smol::channel::Receiver;
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -55,6 +58,37 @@ use crate::metrics::HttpMetrics;
 /// How often a connection whose buffer is full checks whether its client
 /// has gone (see [`Conn::until_hangup`]).
 const RDHUP_EVERY: Duration = Duration::from_millis(20);
+
+/// What `poll` reports when a client has gone though unread bytes wait
+/// before its FIN. `POLLRDHUP` (the peer shut its sending side) exists on
+/// Linux, Android, FreeBSD and illumos. Elsewhere (macOS, Windows) only
+/// `POLLHUP` is there, which may be set only once both directions are shut:
+/// a client that closes its socket or resets is seen, one that only
+/// half-closes behind a full buffer may be seen only when the handler has
+/// finished (the README's "What a client cannot do" says so).
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "illumos"
+))]
+const HUNG_UP: PollFlags = PollFlags::RDHUP.union(PollFlags::HUP);
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "illumos"
+)))]
+const HUNG_UP: PollFlags = PollFlags::HUP;
+
+/// The events asked of `poll`. `POLLHUP` and `POLLERR` are reported
+/// whether asked or not; Windows' `WSAPoll` refuses a request for them
+/// (`WSAEINVAL`), so there the request is for readable data, which is
+/// there already and ignored.
+#[cfg(not(windows))]
+const WATCH: PollFlags = HUNG_UP;
+#[cfg(windows)]
+const WATCH: PollFlags = PollFlags::RDNORM;
 
 /// The answer to `Expect: 100-continue`, sent before reading the body.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -431,19 +465,20 @@ impl Conn {
     /// before its FIN: `poll(POLLRDHUP)`, checked every [`RDHUP_EVERY`]
     /// (async-io has no wait for it; this runs only while the buffer is full).
     async fn until_hangup(&self) {
-        use rustix::event::{poll, PollFd, PollFlags};
+        use rustix::event::{poll, PollFd, Timespec};
         loop {
             Timer::after(RDHUP_EVERY).await;
-            let mut fds = [PollFd::new(self.socket.get_ref(), PollFlags::RDHUP)];
-            let now = rustix::event::Timespec {
+            let mut fds = [PollFd::new(self.socket.get_ref(), WATCH)];
+            let now = Timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
             };
-            let hung_up = PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR;
             match poll(&mut fds, Some(&now)) {
-                Ok(_) if fds[0].revents().intersects(hung_up) => return,
-                Ok(_) => {}
-                Err(_) => return,
+                Ok(_) if fds[0].revents().intersects(HUNG_UP | PollFlags::ERR) => return,
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                // A socket that cannot be polled is not a client that left:
+                // the handler runs to its end, as on a platform without this.
+                Err(_) => return std::future::pending().await,
             }
         }
     }

@@ -117,6 +117,11 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     let listen = || -> std::io::Result<TcpListener> {
         use socket2::{Domain, Socket, Type};
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        // Unix: a restarted service binds at once though the old one's
+        // connections linger in TIME_WAIT. Windows: SO_REUSEADDR would let a
+        // second process bind the same port (a hijack, not a restart), and
+        // its bind already ignores TIME_WAIT; std never sets it there either.
+        #[cfg(not(windows))]
         socket.set_reuse_address(true)?;
         socket.bind(&addr.into())?;
         socket.listen(BACKLOG)?;

@@ -9,7 +9,8 @@
 //! - [`edge`]: checks of the HTTP edge both services share (refusals, HTTP/1.0).
 //! - [`fake`]: a fake A that misbehaves the ways a real peer can.
 
-// One `unsafe` block, in `Launch::descriptor_limit`'s `pre_exec`; none elsewhere.
+// Two `unsafe` blocks: `Launch::descriptor_limit`'s `pre_exec` (unix) and
+// `Proc::terminate`'s Ctrl+Break (Windows); none elsewhere.
 #![deny(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
 
@@ -26,15 +27,17 @@ use std::time::{Duration, Instant};
 /// How long a test waits for any one event before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A built binary of this workspace: next to the running executable (the lab
-/// launcher), or one folder up from a test executable in `deps/`.
+/// A built binary of this workspace (`name.exe` on Windows): next to the
+/// running executable (the lab launcher), or one folder up from a test
+/// executable in `deps/`.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("executable path");
     let here = exe.parent().expect("executable folder");
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
     let path = if here.ends_with("deps") {
-        here.parent().unwrap_or(here).join(name)
+        here.parent().unwrap_or(here).join(file)
     } else {
-        here.join(name)
+        here.join(file)
     };
     assert!(
         path.exists(),
@@ -187,11 +190,11 @@ impl Launch {
         };
         let mut cmd = match self.wrapper.split_first() {
             Some((first, rest)) => {
-                let mut cmd = Command::new(first);
+                let mut cmd = command(first);
                 cmd.args(rest).arg(&self.binary);
                 cmd
             }
-            None => Command::new(&self.binary),
+            None => command(&self.binary),
         };
         cmd.arg("--config")
             .arg(&config)
@@ -369,13 +372,22 @@ impl Proc {
         std::fs::write(&self.config, toml).expect("rewrite config");
     }
 
-    /// Sends SIGTERM (`kill -TERM`).
+    /// Asks it to stop as Ctrl+C would: SIGTERM, or Ctrl+Break on Windows
+    /// (see [`terminate`]).
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
+        terminate(&self.child).expect("ask the service to stop");
+    }
+
+    /// Sends SIGHUP (unix only: Windows has no such signal).
+    #[cfg(unix)]
+    pub fn hangup(&self) {
+        use rustix::process::{kill_process, Pid, Signal};
+        kill_process(Pid::from_child(&self.child), Signal::HUP).expect("send SIGHUP");
+    }
+
+    /// The child process, for a caller with its own process control (the lab).
+    pub fn child_mut(&mut self) -> &mut Child {
+        &mut self.child
     }
 
     /// Waits for the process to exit, up to [`PATIENCE`].
@@ -465,21 +477,79 @@ impl Proc {
     }
 }
 
-/// Resident memory of process `pid` in KiB, from /proc (0 where there is none).
-pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+/// A command for `program` that [`terminate`] can stop gracefully: on
+/// Windows it starts in a process group of its own, so that Ctrl+Break can
+/// be sent to it alone.
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    #[allow(unused_mut)]
+    let mut cmd = Command::new(program);
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt as _;
+        /// `CREATE_NEW_PROCESS_GROUP` (winbase.h).
+        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+        cmd.creation_flags(CREATE_NEW_PROCESS_GROUP);
+    }
+    cmd
 }
 
-/// Open file descriptors of process `pid`, from /proc (0 where there is none).
-pub fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+/// Asks a child to stop as Ctrl+C would. Unix: SIGTERM. Windows: Ctrl+Break
+/// to its process group (it must have been started by [`command`]); `Err`
+/// where Windows refuses (no console shared with the child). Only for a
+/// child not yet reaped: until then its PID cannot be another process's.
+pub fn terminate(child: &Child) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{kill_process, Pid, Signal};
+        Ok(kill_process(Pid::from_child(child), Signal::TERM)?)
+    }
+    #[cfg(windows)]
+    {
+        #[allow(unsafe_code)]
+        // SAFETY: a plain Win32 call with two integers; no memory is shared.
+        let sent = unsafe {
+            use windows_sys::Win32::System::Console::{GenerateConsoleCtrlEvent, CTRL_BREAK_EVENT};
+            GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, child.id())
+        };
+        if sent == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = child;
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// Resident memory of process `pid` in KiB, from /proc; `None` where there
+/// is no /proc (macOS, Windows): a test then skips its memory bound and
+/// says so, rather than compare `0 <= bound`.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Open file descriptors of process `pid`, from /proc; `None` where there
+/// is no /proc (see [`rss_kib`]).
+pub fn open_fds(pid: u32) -> Option<usize> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()
+        .map(|d| d.count())
+}
+
+/// Says on stderr that a test skipped a check this platform cannot make
+/// (`cargo test -- --nocapture` shows it; the test passes on what it could
+/// check).
+pub fn skipped(what: &str) {
+    eprintln!(
+        "SKIPPED on {}: {what} (no /proc here to measure it)",
+        std::env::consts::OS
+    );
 }
 
 /// Starts `binary` with `toml` and checks that it refuses the config as the

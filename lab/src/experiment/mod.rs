@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context as _};
 use testkit::{Launch, Proc};
 
+use crate::procs::Stop;
 use report::Event;
 use scenario::{Action, Experiment, Scale};
 
@@ -231,13 +232,14 @@ fn drive(
             None => {}
             Some(Action::Stop) => {
                 if let Some(a) = a_procs.last_mut() {
+                    let how = crate::procs::terminate(a.child_mut())?;
                     events.push(Event {
                         at_ms: now_ms(),
-                        what: "SIGTERM to A".into(),
+                        what: match how {
+                            Stop::Asked(signal) => format!("{signal} to A"),
+                            Stop::Killed => "A killed (no way to ask it to stop here)".into(),
+                        },
                     });
-                    let _ = Command::new("kill")
-                        .args(["-TERM", &a.pid().to_string()])
-                        .status();
                     wait_exit(a)?;
                     events.push(Event {
                         at_ms: now_ms(),
@@ -301,20 +303,22 @@ fn wait_exit(p: &mut Proc) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    bail!("process {} did not exit within 10 s of SIGTERM", p.pid())
+    bail!(
+        "process {} did not exit within 10 s of being asked to stop",
+        p.pid()
+    )
 }
 
-/// SIGTERM, then wait until its stdout is closed: every line is in.
+/// Asks it to stop (SIGTERM, Ctrl+Break on Windows), then waits until its
+/// stdout is closed: every line is in.
 fn stop(p: &mut Proc) {
     if p.lines().last().is_some_and(|l| l == "<eof>") {
         return;
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &p.pid().to_string()])
-        .status();
-    if wait_exit(p).is_err() {
+    let asked = crate::procs::terminate(p.child_mut());
+    if asked.is_err() || wait_exit(p).is_err() {
         eprintln!(
-            "lab | warning: process {} ignored SIGTERM; killed, some log lines may be missing",
+            "lab | warning: process {} did not stop when asked; killed, some log lines may be missing",
             p.pid()
         );
         p.kill();

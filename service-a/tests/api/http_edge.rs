@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,12 +72,18 @@ fn long_request_line_is_414() {
 }
 
 /// Four clients streaming MiBs of request line: each gets 414 and a close, and
-/// A's memory stays within 10 MiB of idle the whole time.
+/// A's memory stays within 10 MiB of idle the whole time. Memory is read
+/// from /proc: elsewhere the test is listed as ignored, not passed.
 #[test]
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "android")),
+    ignore = "needs /proc to measure memory"
+)]
 fn endless_request_lines_do_not_grow_memory() {
     let a = a_quick();
     assert_eq!(get(&format!("{}/health", a.url)).status, 200);
-    let idle = rss_kib(a.pid());
+    let rss = |pid| rss_kib(pid).expect("no /proc/PID/status: A's memory cannot be measured");
+    let idle = rss(a.pid());
     let done = Arc::new(AtomicBool::new(false));
 
     let clients: Vec<_> = (0..4)
@@ -107,7 +112,7 @@ fn endless_request_lines_do_not_grow_memory() {
             let mut peak = 0;
             let deadline = Instant::now() + Duration::from_secs(10);
             while !done.load(Ordering::Relaxed) && Instant::now() < deadline {
-                peak = peak.max(rss_kib(pid));
+                peak = peak.max(rss(pid));
                 std::thread::sleep(Duration::from_millis(5));
             }
             peak
@@ -115,7 +120,7 @@ fn endless_request_lines_do_not_grow_memory() {
     };
     let results: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
     done.store(true, Ordering::Relaxed);
-    peak = peak.max(sampler.join().unwrap()).max(rss_kib(a.pid()));
+    peak = peak.max(sampler.join().unwrap()).max(rss(a.pid()));
 
     for (written, closed_while_writing, closing) in &results {
         assert!(
@@ -542,6 +547,8 @@ fn sigterm_aborts_requests_past_the_grace() {
 }
 
 /// SIGHUP re-reads the config at once, and A stays alive.
+/// Unix only: Windows has no SIGHUP.
+#[cfg(unix)]
 #[test]
 fn sighup_reloads_the_config() {
     let a = a_quick();
@@ -551,11 +558,7 @@ fn sighup_reloads_the_config() {
     ));
     let from = a.line_count();
     let sent = Instant::now();
-    let status = Command::new("kill")
-        .args(["-HUP", &a.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
+    a.hangup();
 
     let line = a.wait_line_after(from, &["event=config_reloaded"]);
     assert!(line.contains("fail=true"), "{line}");

@@ -42,7 +42,9 @@ fn load(authority: &str, calls: usize, round: usize) {
     }
 }
 
-/// Every answer right under sustained load with failures; memory and fds flat.
+/// Every answer right under sustained load with failures; memory and fds flat
+/// (measured from /proc: where there is none, the bounds are skipped and the
+/// test says so on stderr).
 #[test]
 fn soak_through_b() {
     let _alone = crate::exclusive();
@@ -56,17 +58,19 @@ fn soak_through_b() {
     let (rss_end, fds_end) = (rss_kib(b.pid()), open_fds(b.pid()));
 
     eprintln!(
-        "soak: {} calls in {:?}; B's RSS {rss_warm} → {rss_end} KiB, fds {fds_warm} → {fds_end}",
+        "soak: {} calls in {:?}; B's RSS {rss_warm:?} → {rss_end:?} KiB, fds {fds_warm:?} → {fds_end:?}",
         WARM_UP + CALLS,
         started.elapsed()
     );
-    assert!(
-        rss_end <= rss_warm + 4096,
-        "B's memory grew: {rss_warm} → {rss_end} KiB"
-    );
-    assert!(
-        fds_end <= fds_warm + 8,
-        "B's open files grew: {fds_warm} → {fds_end}"
-    );
+    match (rss_warm, rss_end) {
+        (Some(warm), Some(end)) => {
+            assert!(end <= warm + 4096, "B's memory grew: {warm} → {end} KiB")
+        }
+        _ => testkit::skipped("B's memory bound"),
+    }
+    match (fds_warm, fds_end) {
+        (Some(warm), Some(end)) => assert!(end <= warm + 8, "B's open files grew: {warm} → {end}"),
+        _ => testkit::skipped("B's open-files bound"),
+    }
     assert!(started.elapsed() < Duration::from_secs(120));
 }

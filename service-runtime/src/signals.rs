@@ -1,6 +1,7 @@
 //! The signals a service answers: SIGINT (Ctrl+C) and SIGTERM ask it to stop;
 //! SIGHUP never kills it, and means what the service says it means (A re-reads
-//! its config at once; B says it reads its config only at start).
+//! its config at once; B says it reads its config only at start, and names
+//! the keys of its file that changed).
 //!
 //! The handlers are installed by [`install`], first thing at start, so that no
 //! signal finds the default disposition (which for SIGHUP is to die) while the

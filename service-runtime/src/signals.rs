@@ -1,6 +1,7 @@
 //! The signals a service answers. Unix: SIGINT (Ctrl+C) and SIGTERM ask it
 //! to stop; SIGHUP never kills it, and means what the service says it means
-//! (A re-reads its config at once; B says it reads its config only at start).
+//! (A re-reads its config at once; B says it reads its config only at start, and names
+//! the keys of its file that changed).
 //! Windows: Ctrl+C and Ctrl+Break ask it to stop (Ctrl+Break is what
 //! `cargo lab up` sends a service it started in its own process group, as
 //! Windows has no SIGTERM), and so do closing its console window, logging

@@ -113,6 +113,7 @@ pub struct Launch {
     keep_lines: bool,
     config_file: Option<PathBuf>,
     /// `RLIMIT_NOFILE` (soft, hard) set in the child before it runs.
+    #[cfg_attr(not(unix), allow(dead_code))]
     nofile: Option<(u64, u64)>,
 }
 

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testkit::http::{get, get_with, Conn};
-use testkit::{field, metric, Launch, PATIENCE};
+use testkit::{field, metric, PATIENCE};
 
 use crate::{a_config, launch, start_a};
 
@@ -55,11 +55,13 @@ impl Raw {
         }
     }
 
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Waits for the exit, up to `patience`; `None` if it is still running.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     fn wait_exit(&mut self, patience: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + patience;
         while Instant::now() < deadline {
@@ -90,6 +92,7 @@ fn signal(name: &str, pid: u32) {
 }
 
 /// Resident memory in KiB where the platform says (Linux's /proc).
+#[cfg_attr(not(unix), allow(dead_code))]
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -100,6 +103,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 /// Sends `n` requests for 8 KiB targets (404s, each logged with its target),
 /// pipelined on `conns` connections, and reads every answer.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn flood_long_targets(authority: &str, n: usize, conns: usize) {
     let target = format!("/{}", "x".repeat(8000));
     let request = format!("GET {target} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
@@ -317,19 +321,28 @@ fn config_fifo_is_refused_and_the_watcher_lives_on() {
 #[cfg(unix)]
 fn endless_and_huge_config_files_are_refused_unread() {
     let a = start_a("fail = true");
-    std::fs::remove_file(&a.config).unwrap();
-    std::os::unix::fs::symlink("/dev/zero", &a.config).unwrap();
+    // Each put in place by a rename, as a save would: never a moment without a file.
+    let tmp = a.config.with_extension("new");
+    std::os::unix::fs::symlink("/dev/zero", &tmp).unwrap();
+    let linked = Instant::now();
+    std::fs::rename(&tmp, &a.config).unwrap();
     let line = a.wait_line(&["event=config_error", "is a device, not a regular file"]);
+    // Said by the next check: one poll interval (250 ms), and a moment.
+    let took = linked.elapsed();
+    assert!(took < Duration::from_millis(450), "said after {took:?}");
     assert!(line.contains("keeping the last good settings"), "{line}");
 
-    std::fs::remove_file(&a.config).unwrap();
-    let big = std::fs::File::create(&a.config).unwrap();
+    let big = std::fs::File::create(&tmp).unwrap();
     big.set_len(100_000_000).unwrap();
     drop(big);
+    let grown = Instant::now();
+    std::fs::rename(&tmp, &a.config).unwrap();
     let line = a.wait_line(&[
         "event=config_error",
         "is 100000000 bytes, over the 1024 KiB",
     ]);
+    let took = grown.elapsed();
+    assert!(took < Duration::from_millis(450), "said after {took:?}");
     assert!(line.contains("keeping the last good settings"), "{line}");
     // Each said once, however long it stays.
     std::thread::sleep(Duration::from_millis(600));
@@ -351,7 +364,7 @@ fn endless_and_huge_config_files_are_refused_unread() {
 #[test]
 #[cfg(unix)]
 fn out_of_descriptors_is_said_and_survived() {
-    let a = Launch::new(A, "[server]\nport = 0\nheader_timeout_ms = 60000\n")
+    let a = testkit::Launch::new(A, "[server]\nport = 0\nheader_timeout_ms = 60000\n")
         .descriptor_limit(256, 256)
         .start();
     let warned = a.wait_line(&["event=descriptor_limit_low"]);
@@ -394,7 +407,7 @@ fn out_of_descriptors_is_said_and_survived() {
 #[test]
 #[cfg(unix)]
 fn a_low_soft_limit_is_raised_and_said() {
-    let a = Launch::new(A, "[server]\nport = 0\nmax_connections = 1000\n")
+    let a = testkit::Launch::new(A, "[server]\nport = 0\nmax_connections = 1000\n")
         .descriptor_limit(256, 4096)
         .start();
     let line = a.wait_line(&["event=descriptor_limit"]);

@@ -2,6 +2,11 @@
 //!
 //! `2026-02-04T21:14:22.663Z service=A endpoint=/echo status=ok http_status=200 latency_ms=0`
 //!
+//! Times are UTC (the `Z`), so the lines of services on machines in different
+//! zones sort and compare as they are; `[log] time = "local"` writes this
+//! machine's local time with its offset instead (`2026-02-04T22:14:22.663+01:00`),
+//! as Flask's logs do.
+//!
 //! logfmt by default; `[log] format = "json"` writes one JSON object per line
 //! for log shippers. In logfmt a value with spaces, quotes, `=` or control
 //! characters is quoted and escaped, so a `msg` holding `"\n` cannot forge a
@@ -50,12 +55,26 @@ pub enum Format {
     Json,
 }
 
+/// Which clock a line's timestamp reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Clock {
+    /// UTC, ending in `Z` (the contract's format).
+    #[default]
+    Utc,
+    /// This machine's time zone, ending in its offset (`+01:00`).
+    Local,
+}
+
 /// `[log]` in both services' configs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// `logfmt` (default) or `json`.
     pub format: Format,
+    /// `utc` (default) or `local`.
+    #[serde(default)]
+    pub time: Clock,
 }
 
 /// Stdout is one per process, so its format is too: set once at start.
@@ -83,6 +102,32 @@ pub const MAX_CLIENT_TEXT: usize = 256;
 
 /// The most bytes the writer hands to stdout in one write.
 const BATCH_BYTES: usize = 256 * 1024;
+
+/// The clock of every line's timestamp, set once at start like the format.
+static CLOCK: OnceLock<Clock> = OnceLock::new();
+
+/// Sets the clock of every line's timestamp from now on (first call wins).
+pub fn init_clock(clock: Clock) {
+    let _ = CLOCK.set(clock);
+}
+
+/// Now, as a line's timestamp: RFC 3339 with milliseconds, in UTC (`Z`) or,
+/// with [`Clock::Local`], in this machine's zone with its offset. Should the
+/// zone be unknown, jiff falls back to UTC, and the `Z` says so.
+fn timestamp(clock: Clock) -> String {
+    match clock {
+        Clock::Utc => humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        Clock::Local => local_timestamp(jiff::ZonedDateTime::now()),
+    }
+}
+
+fn local_timestamp(now: jiff::ZonedDateTime) -> String {
+    if now.offset() == jiff::tz::Offset::UTC {
+        now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    } else {
+        now.strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+    }
+}
 
 enum Message {
     Line(String),
@@ -250,7 +295,7 @@ impl Line {
     }
 
     fn in_format(format: Format, service: &str) -> Self {
-        let ts = humantime::format_rfc3339_millis(SystemTime::now());
+        let ts = timestamp(CLOCK.get().copied().unwrap_or_default());
         let mut text = String::with_capacity(256);
         let _ = match format {
             Format::Logfmt => write!(text, "{ts}"),
@@ -439,6 +484,22 @@ mod tests {
     use super::*;
 
     /// Safe values stay bare; anything that could split or confuse a line is quoted.
+    /// UTC ends in `Z`; local time ends in the zone's offset, with the
+    /// same wall-clock digits a reader of that zone expects.
+    #[test]
+    fn timestamps_in_utc_or_local_time() {
+        let utc = timestamp(Clock::Utc);
+        assert_eq!(utc.len(), "2026-02-04T21:14:22.663Z".len(), "{utc}");
+        assert!(utc.ends_with('Z'), "{utc}");
+        let at: jiff::Timestamp = "2026-02-04T21:14:22.663Z".parse().unwrap();
+        let paris = at.in_tz("Europe/Paris").unwrap();
+        assert_eq!(local_timestamp(paris), "2026-02-04T22:14:22.663+01:00");
+        let kolkata = at.in_tz("Asia/Kolkata").unwrap();
+        assert_eq!(local_timestamp(kolkata), "2026-02-05T02:44:22.663+05:30");
+        let utc_zone = at.in_tz("UTC").unwrap();
+        assert_eq!(local_timestamp(utc_zone), "2026-02-04T21:14:22.663Z");
+    }
+
     #[test]
     fn escapes_what_could_split_a_line() {
         assert_eq!(escape("/echo"), "/echo");

@@ -46,6 +46,7 @@ impl Service {
         match source.load::<T>() {
             Ok(loaded) => {
                 crate::log::init(self.name, loaded.settings.log().format);
+                crate::log::init_clock(loaded.settings.log().time);
                 crate::trace::init(self.name, loaded.settings.trace());
                 (source, loaded)
             }

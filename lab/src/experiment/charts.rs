@@ -214,8 +214,15 @@ fn layout<DB: DrawingBackend>(
     title: &str,
 ) -> anyhow::Result<(DrawingArea<DB, Shift>, DrawingArea<DB, Shift>)> {
     root.fill(&WHITE).map_err(err)?;
+    // The largest size, 19 px down to 11, at which the whole title fits.
+    let fits = |size: u32| {
+        let font: TextStyle<'_> = ("sans-serif", size).into();
+        root.estimate_text_size(title, &font)
+            .is_ok_and(|(w, _)| w + 20 <= SIZE.0)
+    };
+    let size = (11..=19).rev().find(|s| fits(*s)).unwrap_or(11);
     let body = root
-        .titled(title, ("sans-serif", 19).into_font().color(&BLACK))
+        .titled(title, ("sans-serif", size).into_font().color(&BLACK))
         .map_err(err)?;
     Ok(body.split_horizontally(SIZE.0 - LEGEND_W))
 }
@@ -330,7 +337,10 @@ fn latency<DB: DrawingBackend>(
     e: &Experiment,
     lat: &Latency,
 ) -> anyhow::Result<()> {
-    let title = format!("{}: latency per 250 ms (from the scheduled start)", e.title);
+    let title = format!(
+        "{}: latency per 250 ms, from each call's scheduled start",
+        e.title
+    );
     let (plot, side) = layout(root, &title)?;
     let total = e.total_seconds();
     let deadline = e.timeout_ms as f64;

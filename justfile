@@ -1,5 +1,9 @@
 # The lab's commands. `just` is optional: each recipe says its plain cargo equivalent.
 
+# On Windows, recipes run in PowerShell (just's default there is `sh`, which
+# Windows lacks); elsewhere in `sh`. The cargo recipes read the same in both.
+set windows-shell := ["powershell.exe", "-NoLogo", "-NoProfile", "-Command"]
+
 # List the recipes (private: `just --list` shows the recipes, not itself).
 [private]
 default:

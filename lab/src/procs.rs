@@ -237,3 +237,152 @@ fn ctrl_break(group: u32) -> bool {
     // SAFETY: a plain Win32 call with two integers; no memory is shared.
     unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, group) != 0 }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Set in the environment of the child that [`sleeper`] plays.
+    const CHILD: &str = "LAB_PROCS_TEST_CHILD";
+
+    /// How long a test waits for the child to say or do something.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    /// Not a test: the child that the tests below start (this test binary
+    /// again, with [`CHILD`] set). It says `ready`, then waits up to a
+    /// minute; on unix it answers SIGTERM by saying `stopping` and exiting 0,
+    /// as the services do. Without [`CHILD`] it returns at once.
+    #[test]
+    #[ignore = "the child process of terminate's tests, run by them"]
+    fn sleeper() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        #[cfg(unix)]
+        signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone()).unwrap();
+        println!("ready");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        println!("stopping");
+        std::process::exit(0);
+    }
+
+    /// Starts [`sleeper`] with [`command`], as the lab starts a service;
+    /// returns it once it said `ready`, with its later lines.
+    fn start_sleeper() -> (Child, mpsc::Receiver<String>) {
+        let exe = std::env::current_exe().unwrap();
+        let mut child = command(exe)
+            .args([
+                "--exact",
+                "procs::tests::sleeper",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        wait_for(&rx, "ready");
+        (child, rx)
+    }
+
+    fn wait_for(lines: &mpsc::Receiver<String>, what: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.trim() == what => return,
+                Ok(_) => {}
+                Err(e) => panic!("the child never said {what:?} ({e})"),
+            }
+        }
+    }
+
+    fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the child did not exit within {PATIENCE:?} of terminate");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// `terminate` ends a child on every platform, and says how: asked
+    /// (SIGTERM on unix, Ctrl+Break on Windows) or killed.
+    #[test]
+    fn terminate_ends_a_child_and_says_how() {
+        let (mut child, _lines) = start_sleeper();
+        let how = terminate(&mut child).unwrap();
+        wait_exit(&mut child);
+        match how {
+            Stop::Asked(name) => assert!(["SIGTERM", "Ctrl+Break"].contains(&name)),
+            Stop::Killed => assert!(cfg!(not(unix)), "unix can always ask"),
+        }
+    }
+
+    /// On unix the child is asked, not killed: it sees SIGTERM, says so and
+    /// exits 0, as a service drains and exits.
+    #[cfg(unix)]
+    #[test]
+    fn terminate_on_unix_is_a_sigterm_the_child_handles() {
+        let (mut child, lines) = start_sleeper();
+        assert_eq!(terminate(&mut child).unwrap(), Stop::Asked("SIGTERM"));
+        wait_for(&lines, "stopping");
+        assert!(wait_exit(&mut child).success());
+    }
+
+    /// A binary that is not built is an error that says how to build it,
+    /// with the platform's file name.
+    #[test]
+    fn a_missing_binary_says_how_to_build_it() {
+        let e = binary("no-such-service").unwrap_err().to_string();
+        let file = format!("no-such-service{}", std::env::consts::EXE_SUFFIX);
+        assert!(e.contains(&file), "{e}");
+        assert!(e.contains("`cargo build -p no-such-service`"), "{e}");
+    }
+
+    /// The lab's words for each outcome: a kill is never passed off as a
+    /// graceful stop.
+    #[test]
+    fn a_stop_is_described_as_it_happened() {
+        assert_eq!(Stop::Asked("SIGTERM").describe(), "(SIGTERM)");
+        assert_eq!(Stop::Asked("Ctrl+Break").describe(), "(Ctrl+Break)");
+        let killed = Stop::Killed.describe();
+        assert!(
+            killed.contains("killed") && killed.contains("did not drain"),
+            "{killed}"
+        );
+    }
+
+    /// A number that cannot be a process id is refused, not sent a signal.
+    #[cfg(unix)]
+    #[test]
+    fn terminate_pid_refuses_what_is_not_a_pid() {
+        for pid in [0, u32::MAX] {
+            let e = terminate_pid(pid).unwrap_err().to_string();
+            assert!(e.contains("is not a process id"), "{e}");
+        }
+    }
+}

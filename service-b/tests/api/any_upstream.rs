@@ -4,7 +4,7 @@
 //! memory.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -290,7 +290,7 @@ fn a_close_seen_after_the_deadline_is_a_timeout() {
     let _clock = crate::timing();
     let upstream = fake(|s, _| {
         thread::sleep(Duration::from_millis(600));
-        let _ = s.shutdown(Shutdown::Both);
+        let _ = s.shutdown(std::net::Shutdown::Both);
     });
     let b = start_b(&upstream, 1000);
     let pid = b.pid().to_string();

@@ -288,7 +288,10 @@ fn not_http_is_bad_response_at_once() {
 #[test]
 fn a_close_seen_after_the_deadline_is_a_timeout() {
     let _clock = crate::timing();
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ASKED: AtomicBool = AtomicBool::new(false);
     let upstream = fake(|s, _| {
+        ASKED.store(true, Ordering::SeqCst);
         thread::sleep(Duration::from_millis(600));
         let _ = s.shutdown(std::net::Shutdown::Both);
     });
@@ -296,7 +299,12 @@ fn a_close_seen_after_the_deadline_is_a_timeout() {
     let pid = b.pid().to_string();
     let url = format!("{}/call-echo?msg=x", b.url);
     let caller = thread::spawn(move || get(&url));
-    thread::sleep(Duration::from_millis(300));
+    // B has sent its request (its deadline is running) before it is stopped.
+    let asked_by = Instant::now() + Duration::from_secs(5);
+    while !ASKED.load(Ordering::SeqCst) {
+        assert!(Instant::now() < asked_by, "B never called the upstream");
+        thread::sleep(Duration::from_millis(1));
+    }
     let signal = |sig: &str| {
         let ok = std::process::Command::new("kill")
             .args([sig, &pid])
@@ -305,8 +313,9 @@ fn a_close_seen_after_the_deadline_is_a_timeout() {
         assert!(ok, "kill {sig} {pid}");
     };
     signal("-STOP");
-    // The upstream closes at 600 ms; B's deadline passes at 1000 ms.
-    thread::sleep(Duration::from_millis(1000));
+    // The upstream closes 600 ms after the request; B's deadline passes
+    // within 1000 ms of it; B runs again after 1100 ms.
+    thread::sleep(Duration::from_millis(1100));
     signal("-CONT");
     let reply = caller.join().expect("caller");
     assert_kind(&reply, "timeout", 504);

@@ -5,7 +5,12 @@
 //! - The deadline: the whole call (connect, head **and body**, retries
 //!   included) races one `smol::Timer`. surf's own timeout covers only the
 //!   write and the head; a stalled or trickling body would run past it.
-//! - What went wrong: `classify.rs` turns every failure into a KIND.
+//! - What went wrong: `classify.rs` turns every failure into a KIND. A
+//!   failure seen at or after the deadline is a `timeout` (B had stopped
+//!   waiting, whichever event it processed first), and one the caller asked
+//!   for with its `x-fault-*` headers is not held against A.
+//! - A's status is read from the pool's `ExactStatus`, beside surf's
+//!   `Response`: any 100..=599, named by http-types or not.
 //! - Around each call: the circuit breaker (`breaker.rs`) and retries within
 //!   the same deadline and a retry budget (`retry.rs`).
 

@@ -4,7 +4,7 @@
 //! memory.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -288,15 +288,15 @@ fn not_http_is_bad_response_at_once() {
 #[test]
 fn a_close_seen_after_the_deadline_is_a_timeout() {
     let _clock = crate::timing();
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ASKED: AtomicBool = AtomicBool::new(false);
     let upstream = fake(|s, _| {
+        ASKED.store(true, Ordering::SeqCst);
         thread::sleep(Duration::from_millis(600));
-        let _ = s.shutdown(Shutdown::Both);
+        let _ = s.shutdown(std::net::Shutdown::Both);
     });
     let b = start_b(&upstream, 1000);
     let pid = b.pid().to_string();
-    let url = format!("{}/call-echo?msg=x", b.url);
-    let caller = thread::spawn(move || get(&url));
-    thread::sleep(Duration::from_millis(300));
     let signal = |sig: &str| {
         let ok = std::process::Command::new("kill")
             .args([sig, &pid])
@@ -304,17 +304,30 @@ fn a_close_seen_after_the_deadline_is_a_timeout() {
             .is_ok_and(|s| s.success());
         assert!(ok, "kill {sig} {pid}");
     };
-    signal("-STOP");
-    // The upstream closes at 600 ms; B's deadline passes at 1000 ms.
-    thread::sleep(Duration::from_millis(1000));
-    signal("-CONT");
-    let reply = caller.join().expect("caller");
-    assert_kind(&reply, "timeout", 504);
-    assert!(
-        reply.str("detail").contains("within 1000 ms"),
-        "{}",
-        reply.body
-    );
+    // Which of the two events B handles first is a race: three rounds.
+    for _ in 0..3 {
+        ASKED.store(false, Ordering::SeqCst);
+        let url = format!("{}/call-echo?msg=x", b.url);
+        let caller = thread::spawn(move || get(&url));
+        // B has sent its request (its deadline is running) before it is stopped.
+        let asked_by = Instant::now() + Duration::from_secs(5);
+        while !ASKED.load(Ordering::SeqCst) {
+            assert!(Instant::now() < asked_by, "B never called the upstream");
+            thread::sleep(Duration::from_millis(1));
+        }
+        signal("-STOP");
+        // The upstream closes 600 ms after the request; B's deadline passes
+        // within 1000 ms of it; B runs again after 1100 ms.
+        thread::sleep(Duration::from_millis(1100));
+        signal("-CONT");
+        let reply = caller.join().expect("caller");
+        assert_kind(&reply, "timeout", 504);
+        assert!(
+            reply.str("detail").contains("within 1000 ms"),
+            "{}",
+            reply.body
+        );
+    }
 }
 
 /// One caller asking for resets with `x-fault-reset: 1` never opens the

@@ -265,7 +265,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     } else {
         let taken: Vec<String> = taken.iter().map(u16::to_string).collect();
         format!(
-            "free ports, because {} {} already taken on 127.0.0.1 (another A or B running?)",
+            "free ports, because {} {} already taken on 127.0.0.1 by another program, perhaps another A or B",
             taken.join(" and "),
             if taken.len() == 1 { "was" } else { "were" }
         )

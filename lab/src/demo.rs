@@ -258,18 +258,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let taken: Vec<u16> = [8080, 8081].into_iter().filter(|p| !free(*p)).collect();
     let course = !opts.free_ports && taken.is_empty();
     let (a_port, mut b_port) = if course { (8080, 8081) } else { (0, 0) };
-    let mut ports_note = if course {
-        "the course's ports".to_owned()
-    } else if opts.free_ports {
-        "free ports, as --free-ports asked".to_owned()
-    } else {
-        let taken: Vec<String> = taken.iter().map(u16::to_string).collect();
-        format!(
-            "free ports, because {} {} already taken on 127.0.0.1 (another A or B running?)",
-            taken.join(" and "),
-            if taken.len() == 1 { "was" } else { "were" }
-        )
-    };
+    let mut ports_note = ports_note(opts.free_ports, &taken);
     let a = match try_start_a(&work, a_port, "") {
         Some(a) => a,
         // Taken between the look and the start: free ports after all.
@@ -302,6 +291,22 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", lab.opts.report.display()))?;
     println!("\nwrote {}", lab.opts.report.display());
     Ok(())
+}
+
+/// Which ports the run used and why, naming the course port that was taken.
+fn ports_note(free_ports: bool, taken: &[u16]) -> String {
+    if free_ports {
+        return "free ports, as --free-ports asked".to_owned();
+    }
+    if taken.is_empty() {
+        return "the course's ports".to_owned();
+    }
+    let names: Vec<String> = taken.iter().map(u16::to_string).collect();
+    format!(
+        "free ports, because {} {} already taken on 127.0.0.1 by another program, perhaps another A or B",
+        names.join(" and "),
+        if taken.len() == 1 { "was" } else { "were" }
+    )
 }
 
 /// The text with its fingerprint line appended.
@@ -1055,6 +1060,21 @@ mod tests {
         let edited = written.replace("facts\n", "facts\n\nMy own paragraph.\n");
         assert!(!unedited(&edited));
         assert!(!unedited("# A file the demo did not write\n"));
+    }
+
+    /// The report says which course port was taken, not "8080 or 8081".
+    #[test]
+    fn the_taken_port_is_named() {
+        assert_eq!(ports_note(false, &[]), "the course's ports");
+        assert_eq!(ports_note(true, &[]), "free ports, as --free-ports asked");
+        let one = ports_note(false, &[8081]);
+        assert!(
+            one.starts_with("free ports, because 8081 was already taken"),
+            "{one}"
+        );
+        assert!(!one.contains("8080"), "{one}");
+        let both = ports_note(false, &[8080, 8081]);
+        assert!(both.contains("8080 and 8081 were already taken"), "{both}");
     }
 
     /// Only the keys saved are kept from A's long reload line, and the cut is marked.

@@ -4,7 +4,8 @@
 //!
 //! - `up`: both services in one terminal, logs prefixed; typed commands stop
 //!   and start each, Ctrl+C stops both.
-//! - `demo`: every failure the real A can cause, written up as `lab-report.md`.
+//! - `demo`: the course's lab report, `lab-report.md`: the proofs and answers
+//!   the course grades first, then every failure the real A can cause.
 //! - `bench`: A and B beside nginx under wrk, and B's failure paths under load.
 //! - `experiment`: timed phases of faults under steady load, checked and
 //!   reported (`experiment/mod.rs` says how it is split).
@@ -41,7 +42,8 @@ enum Command {
         #[command(flatten)]
         console: console::Options,
     },
-    /// Run every failure A can cause through B and write the lab report.
+    /// Write the lab report to hand in: the course's proofs and answers, then
+    /// every failure A can cause, from a real run of A and B.
     Demo {
         /// B's deadline for each call to A (the course's: 1000).
         #[arg(long, default_value_t = 1000, value_name = "MS")]

@@ -30,10 +30,8 @@ fn just_list_is_clean() {
         .enumerate()
         .filter(|(_, l)| !l.starts_with([' ', '#', '[']) && l.contains(':') && !l.trim().is_empty())
         .filter(|(i, _)| {
-            !justfile
-                .lines()
-                .nth(i - 1)
-                .is_some_and(|p| p == "[private]")
+            let above = i.checked_sub(1).and_then(|j| justfile.lines().nth(j));
+            above.is_none_or(|p| p != "[private]")
         })
         .map(|(_, l)| l.split([' ', ':']).next().unwrap())
         .collect();

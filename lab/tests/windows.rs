@@ -21,18 +21,21 @@ use testkit::http::get;
 /// first time in a prefix: each wait on the launcher allows this much.
 const WINE_PATIENCE: Duration = Duration::from_secs(60);
 
-/// `lab.exe up` under Wine, and its output line by line.
-struct Lab {
-    child: Child,
+/// One test at a time in the Wine prefix: each ends with `wineserver -k`,
+/// which ends every process of the prefix, the other test's too.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Where the Windows build and Wine are.
+struct Windows {
+    bin: PathBuf,
+    wine: PathBuf,
     wineserver: PathBuf,
     prefix: PathBuf,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-    from: usize,
 }
 
-impl Lab {
-    fn start(dir: &Path) -> Self {
+impl Windows {
+    /// Finds them; panics with what to run if the build is not there.
+    fn find() -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let bin = std::env::var_os("LAB_WINDOWS_BIN")
             .map(PathBuf::from)
@@ -63,18 +66,54 @@ impl Lab {
         let prefix = std::env::var_os("WINEPREFIX")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target/cross/wine-prefix"));
-        let mut child = Command::new(&wine)
-            .arg(bin.join("lab.exe"))
-            .arg("up")
+        Self {
+            bin,
+            wine,
+            wineserver,
+            prefix,
+        }
+    }
+
+    /// `wine lab.exe ARGS` in `dir`, quiet, with the lab's build step off.
+    fn lab(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.wine);
+        cmd.arg(self.bin.join("lab.exe"))
+            .args(args)
             .current_dir(dir)
             .env("LAB_NO_BUILD", "1")
-            .env("WINEPREFIX", &prefix)
-            .env("WINEDEBUG", "-all")
+            .env("WINEPREFIX", &self.prefix)
+            .env("WINEDEBUG", "-all");
+        cmd
+    }
+
+    /// Ends every process of this Wine prefix (a launcher and its services).
+    fn end_all(&self) {
+        let _ = Command::new(&self.wineserver)
+            .arg("-k")
+            .env("WINEPREFIX", &self.prefix)
+            .status();
+    }
+}
+
+/// `lab.exe up` under Wine, and its output line by line.
+struct Lab {
+    child: Child,
+    windows: Windows,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    from: usize,
+}
+
+impl Lab {
+    fn start(dir: &Path) -> Self {
+        let windows = Windows::find();
+        let mut child = windows
+            .lab(dir, &["up"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", wine.display()));
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", windows.wine.display()));
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -84,8 +123,7 @@ impl Lab {
         });
         Self {
             child,
-            wineserver,
-            prefix,
+            windows,
             lines,
             seen: Vec::new(),
             from: 0,
@@ -137,10 +175,7 @@ impl Drop for Lab {
     /// Whatever happened, nothing is left running: `wineserver -k` ends
     /// every process of this Wine prefix (the launcher and both services).
     fn drop(&mut self) {
-        let _ = Command::new(&self.wineserver)
-            .arg("-k")
-            .env("WINEPREFIX", &self.prefix)
-            .status();
+        self.windows.end_all();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -154,6 +189,7 @@ impl Drop for Lab {
 #[test]
 #[ignore = "needs wine and the .exe's that `bash .ci/cross windows` builds"]
 fn windows_exes_under_wine_answer_time_out_refuse_and_stop() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     // Arrange: the course's two TOML files, on free ports.
     let (a_port, b_port) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
@@ -240,4 +276,52 @@ fn windows_exes_under_wine_answer_time_out_refuse_and_stop() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");
+}
+
+/// On Windows (Wine 8 here): `lab.exe demo` runs its whole walk-through and
+/// writes its report, A stopped included (killed where Wine cannot deliver
+/// Ctrl+Break, and the report says so).
+#[test]
+#[ignore = "needs wine and the .exe's that `bash .ci/cross windows` builds"]
+fn windows_lab_demo_under_wine_writes_its_report() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let windows = Windows::find();
+    let dir = tempfile::tempdir().unwrap();
+    let out = windows
+        .lab(
+            dir.path(),
+            &[
+                "demo",
+                "--free-ports",
+                "--timeout-ms",
+                "200",
+                "--report",
+                "report.md",
+            ],
+        )
+        .stdin(Stdio::null())
+        .output();
+    windows.end_all();
+    let out = out.expect("run wine lab.exe demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for kind in [
+        "timeout",
+        "connection_refused",
+        "upstream_status",
+        "circuit_open",
+    ] {
+        assert!(
+            report.contains(&format!("\"error\":\"{kind}\"")),
+            "{kind}:\n{report}"
+        );
+    }
+    let stopped = report.contains("A was killed: Ctrl+Break could not be delivered here")
+        || report.contains("event=stopped drained=true");
+    assert!(stopped, "how A stopped is not said:\n{report}");
 }

@@ -46,7 +46,7 @@ impl Args {
              Config: config/{binary}.toml lists every key with its default and range.\n\
              Environment: {prefix}<SECTION>__<KEY> overrides a key of the file, \
              e.g. {example}; {prefix}SERVER__PORT=0 picks a free port.\n\
-             Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot listen, 2 bad config."
+             Exit codes: 0 stopped by SIGINT/SIGTERM (Ctrl+C/Ctrl+Break on Windows), 1 cannot listen, 2 bad config."
         );
         let matches = Self::command()
             .name(binary)

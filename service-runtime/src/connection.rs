@@ -62,10 +62,11 @@ const RDHUP_EVERY: Duration = Duration::from_millis(20);
 /// What `poll` reports when a client has gone though unread bytes wait
 /// before its FIN. `POLLRDHUP` (the peer shut its sending side) exists on
 /// Linux, Android, FreeBSD and illumos. Elsewhere (macOS, Windows) only
-/// `POLLHUP` is there, which may be set only once both directions are shut:
-/// a client that closes its socket or resets is seen, one that only
+/// `POLLHUP` is there: a client that closes or resets is seen where the
+/// platform reports that as `POLLHUP` or `POLLERR`; one that only
 /// half-closes behind a full buffer may be seen only when the handler has
-/// finished (the README's "What a client cannot do" says so).
+/// finished. Not checked there by CI (macOS cannot run here, and Wine's poll
+/// is Linux's underneath); the README's "What a client cannot do" says so.
 #[cfg(any(
     target_os = "linux",
     target_os = "android",
@@ -81,12 +82,15 @@ const HUNG_UP: PollFlags = PollFlags::RDHUP.union(PollFlags::HUP);
 )))]
 const HUNG_UP: PollFlags = PollFlags::HUP;
 
-/// The events asked of `poll`. `POLLHUP` and `POLLERR` are reported
-/// whether asked or not; Windows' `WSAPoll` refuses a request for them
-/// (`WSAEINVAL`), so there the request is for readable data, which is
-/// there already and ignored.
+/// The events asked of `poll`; only [`HUNG_UP`] and `POLLERR` in the answer
+/// count. `POLLHUP` and `POLLERR` are reported whether asked or not, but
+/// macOS's poll is built on kqueue, which watches a socket only for the
+/// events asked and carries a peer's EOF on a read watch: so reading is
+/// asked too (the buffered bytes make it true at once; ignored). Windows'
+/// `WSAPoll` refuses a request for `POLLHUP` (`WSAEINVAL`): there only
+/// readable data is asked.
 #[cfg(not(windows))]
-const WATCH: PollFlags = HUNG_UP;
+const WATCH: PollFlags = HUNG_UP.union(PollFlags::IN);
 #[cfg(windows)]
 const WATCH: PollFlags = PollFlags::RDNORM;
 

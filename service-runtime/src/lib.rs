@@ -17,7 +17,8 @@
 //! - [`trace`]: W3C `traceparent` in and out, so one call has one trace id; `[trace]`.
 //! - [`otlp`]: finished spans to an OpenTelemetry collector, never holding up a request.
 //! - [`cli`]: `--config PATH`, and how start-up failures exit.
-//! - [`signals`]: SIGINT / SIGTERM stop a service; SIGHUP never does.
+//! - [`signals`]: SIGINT / SIGTERM stop a service (Ctrl+C / Ctrl+Break on
+//!   Windows); SIGHUP never does.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]

@@ -62,8 +62,9 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create the report folder {}", out.display()))?;
 
-    let a_bin = bin_dir.join("service-a");
-    let b_bin = bin_dir.join("service-b");
+    let exe = std::env::consts::EXE_SUFFIX;
+    let a_bin = bin_dir.join(format!("service-a{exe}"));
+    let b_bin = bin_dir.join(format!("service-b{exe}"));
     let mut fault = e.a_fault.clone();
     let a = Launch::new(&a_bin, &e.a_toml(0, &fault))
         .try_start()
@@ -357,9 +358,12 @@ fn binaries() -> anyhow::Result<(PathBuf, &'static str)> {
         };
         return Ok((here, build));
     }
-    // Not --quiet: the first release build takes a minute or two, and
-    // cargo's progress shows it is working.
-    eprintln!("lab | building the release binaries (the first time takes a minute or two)");
+    // Not --quiet: the first release build takes minutes, and cargo's
+    // progress shows it is working.
+    eprintln!(
+        "lab | building the release binaries of service-a and service-b (the first time \
+         takes minutes: see the README's \"First build\"; later ones seconds)"
+    );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--release", "-p", "service-a", "-p", "service-b"])

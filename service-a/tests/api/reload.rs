@@ -1,13 +1,12 @@
 //! Editing A's config while it runs: faults follow within a second; bad edits don't stick.
 
 use std::io::Write as _;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use testkit::http::{get, Conn};
 
-use crate::{a_config, launch, start_a};
+use crate::{a_config, start_a};
 
 /// Turning a fault on, then off again, by saving the file.
 #[test]
@@ -76,6 +75,7 @@ fn server_change_needs_restart() {
 /// symlink to a new directory, and the file's mtime may not change
 /// (kubernetes#24215); A sees the new content within a second.
 #[test]
+#[cfg(unix)]
 fn configmap_symlink_swap_is_followed() {
     let dir = tempfile::tempdir().unwrap();
     let at = |name: &str| dir.path().join(name);
@@ -84,7 +84,7 @@ fn configmap_symlink_swap_is_followed() {
     std::fs::write(old.join("config.toml"), a_config("")).unwrap();
     std::os::unix::fs::symlink("..2026_01_01_v1", at("..data")).unwrap();
     std::os::unix::fs::symlink("..data/config.toml", at("config.toml")).unwrap();
-    let a = launch("").config_file(at("config.toml")).start();
+    let a = crate::launch("").config_file(at("config.toml")).start();
     assert_eq!(get(&format!("{}/echo?msg=k", a.url)).status, 200);
 
     // What the kubelet does: write the new version into a new directory,
@@ -111,7 +111,8 @@ fn configmap_symlink_swap_is_followed() {
     assert_eq!(get(&format!("{}/echo?msg=k", a.url)).status, 500);
 }
 
-fn set_mtime(path: &Path, to: std::time::SystemTime) {
+#[cfg(unix)]
+fn set_mtime(path: &std::path::Path, to: std::time::SystemTime) {
     let file = std::fs::File::options().write(true).open(path).unwrap();
     file.set_modified(to).unwrap();
 }

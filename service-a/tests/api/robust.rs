@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use testkit::http::{get, get_with, Conn};
 use testkit::{field, metric, PATIENCE};
 
-use crate::{a_config, launch, start_a};
+use crate::{launch, start_a};
 
 /// A's binary.
 const A: &str = env!("CARGO_BIN_EXE_service-a");
@@ -294,7 +294,7 @@ fn config_fifo_is_refused_and_the_watcher_lives_on() {
 
     std::fs::remove_file(&a.config).unwrap();
     let tmp = a.config.with_extension("new");
-    std::fs::write(&tmp, a_config("fail = true")).unwrap();
+    std::fs::write(&tmp, crate::a_config("fail = true")).unwrap();
     let from = a.line_count();
     let saved = Instant::now();
     std::fs::rename(&tmp, &a.config).unwrap();

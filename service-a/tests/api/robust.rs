@@ -314,6 +314,39 @@ fn config_fifo_is_refused_and_the_watcher_lives_on() {
     );
 }
 
+/// Started with a FIFO as its config: A exits 2 at once, saying what the
+/// path is, instead of blocking in `open` before its first line.
+#[test]
+#[cfg(unix)]
+fn a_fifo_config_at_start_is_a_bad_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("service-a.toml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    let exited = launch("")
+        .config_file(&fifo)
+        .try_start()
+        .map(|a| a.url.clone());
+    let exited = exited.expect_err("A started with a FIFO as its config");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(exited.code, Some(2), "{}", exited.stderr);
+    assert!(
+        exited
+            .stderr
+            .contains("is a FIFO (named pipe), not a regular file"),
+        "{}",
+        exited.stderr
+    );
+}
+
 /// A's config path a link to /dev/zero, then a 100 MB file: each refused
 /// with a config_error, neither read; memory stays flat and A keeps its
 /// last good settings.

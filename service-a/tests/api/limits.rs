@@ -96,12 +96,14 @@ fn stalled_stdout_never_blocks_requests() {
     out.read_line(&mut start).unwrap();
     let url = testkit::field(start.trim_end(), "url").unwrap();
 
-    // Far more lines than a pipe holds (64 KiB) plus the queue (16 Ki lines).
+    // Far more bytes of lines than a pipe holds (64 KiB) plus the queue
+    // (4 MiB): 20 000 lines of about 400 bytes (a 404 logs its 256-byte path).
     let authority = url.trim_start_matches("http://").to_owned();
     let started = Instant::now();
     let mut conn = Conn::open(&authority);
+    let path = format!("/{}", "p".repeat(255));
     for _ in 0..20_000 {
-        assert_eq!(conn.get("/health").status, 200);
+        assert_eq!(conn.get(&path).status, 404);
     }
     assert!(
         started.elapsed() < Duration::from_secs(60),

@@ -78,6 +78,7 @@ fn server_change_needs_restart() {
 /// with Developer Mode or an administrator's right.
 #[cfg(unix)]
 #[test]
+#[cfg(unix)]
 fn configmap_symlink_swap_is_followed() {
     let dir = tempfile::tempdir().unwrap();
     let at = |name: &str| dir.path().join(name);

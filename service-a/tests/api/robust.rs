@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use testkit::http::{get, get_with, Conn};
 use testkit::{field, metric, PATIENCE};
 
-use crate::{a_config, launch, start_a};
+use crate::{launch, start_a};
 
 /// A's binary.
 const A: &str = env!("CARGO_BIN_EXE_service-a");
@@ -294,7 +294,7 @@ fn config_fifo_is_refused_and_the_watcher_lives_on() {
 
     std::fs::remove_file(&a.config).unwrap();
     let tmp = a.config.with_extension("new");
-    std::fs::write(&tmp, a_config("fail = true")).unwrap();
+    std::fs::write(&tmp, crate::a_config("fail = true")).unwrap();
     let from = a.line_count();
     let saved = Instant::now();
     std::fs::rename(&tmp, &a.config).unwrap();
@@ -311,6 +311,39 @@ fn config_fifo_is_refused_and_the_watcher_lives_on() {
         sent.elapsed() < Duration::from_millis(450),
         "{:?}",
         sent.elapsed()
+    );
+}
+
+/// Started with a FIFO as its config: A exits 2 at once, saying what the
+/// path is, instead of blocking in `open` before its first line.
+#[test]
+#[cfg(unix)]
+fn a_fifo_config_at_start_is_a_bad_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("service-a.toml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    let exited = launch("")
+        .config_file(&fifo)
+        .try_start()
+        .map(|a| a.url.clone());
+    let exited = exited.expect_err("A started with a FIFO as its config");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(exited.code, Some(2), "{}", exited.stderr);
+    assert!(
+        exited
+            .stderr
+            .contains("is a FIFO (named pipe), not a regular file"),
+        "{}",
+        exited.stderr
     );
 }
 

@@ -285,12 +285,42 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         seen: Seen::default(),
     };
     lab.walk()?;
-    let text = lab.report(&ports_note);
+    let text = shorten_paths(&lab.report(&ports_note), &lab.work);
     check_replaceable(&lab.opts.report, lab.opts.overwrite)?;
     std::fs::write(&lab.opts.report, sealed(&text))
         .with_context(|| format!("writing {}", lab.opts.report.display()))?;
     println!("\nwrote {}", lab.opts.report.display());
     Ok(())
+}
+
+/// The report names files as a student knows them: the services ran in
+/// folders of their own, so their lines carry absolute paths (the demo's
+/// config folder, the report given with `--report`); here they are shown
+/// relative to the project folder (`target/lab-demo/service-a.toml`), and the
+/// report says so. A path outside the project stays as it is.
+fn shorten_paths(report: &str, work: &Path) -> String {
+    let mut text = report.to_owned();
+    let mut roots: Vec<(String, String)> = Vec::new();
+    if let Some(project) = target_root().parent() {
+        let project = std::fs::canonicalize(project).unwrap_or_else(|_| project.to_owned());
+        if let Ok(rel) = work.strip_prefix(&project) {
+            roots.push((work.display().to_string(), rel.display().to_string()));
+        }
+        for project in [
+            project.clone(),
+            target_root().parent().unwrap_or(&project).to_owned(),
+        ] {
+            let mut prefix = project.display().to_string();
+            prefix.push(std::path::MAIN_SEPARATOR);
+            roots.push((prefix, String::new()));
+        }
+    }
+    for (from, to) in roots {
+        if !from.is_empty() && from != std::path::MAIN_SEPARATOR.to_string() {
+            text = text.replace(&from, &to);
+        }
+    }
+    text
 }
 
 /// Which ports the run used and why, naming the course port that was taken.
@@ -731,6 +761,15 @@ impl Lab {
         if self.opts.report != Path::new("lab-report.md") {
             let _ = write!(command, " --report {}", self.opts.report.display());
         }
+        // B's deadline by hand is the one this run used: the course's 1000 ms
+        // is B's default, any other is an environment override.
+        let b_run = match (t, cfg!(windows)) {
+            (1000, _) => format!("{:<28}", "cargo run -p service-b"),
+            (t, false) => format!("SERVICE_B_UPSTREAM__TIMEOUT_MS={t} cargo run -p service-b   "),
+            (t, true) => {
+                format!("$env:SERVICE_B_UPSTREAM__TIMEOUT_MS={t}; cargo run -p service-b   ")
+            }
+        };
         let curl = if cfg!(windows) { "curl.exe" } else { "curl" };
         let stop = if cfg!(windows) {
             "Ctrl+C in terminal 1 (PowerShell)"
@@ -745,7 +784,7 @@ impl Lab {
              The same steps by hand, in three terminals:\n\n\
              ```sh\n\
              cargo run -p service-a      # terminal 1: A on 127.0.0.1:8080\n\
-             cargo run -p service-b      # terminal 2: B on 127.0.0.1:8081\n\
+             {b_run}# terminal 2: B on 127.0.0.1:8081\n\
              {curl} -i \"http://127.0.0.1:8081/call-echo?msg=hello\"   # terminal 3\n\
              ```\n\n\
              To break A, set `delay_ms = {}` under `[fault]` in `config/service-a.toml` and save \
@@ -753,6 +792,7 @@ impl Lab {
              `cargo run -p service-a` again.\n\n",
             t + 500,
             os = os_name(),
+            b_run = b_run,
         );
 
         // Success proof.
@@ -880,7 +920,8 @@ impl Lab {
         let mut r = String::from(
             "---\n\n# Appendix\n\n\
              Everything else the run did, call by call, with the fallacy of distributed \
-             computing each failure shows.\n\n",
+             computing each failure shows. Files are named relative to the project folder \
+             (the demo's own configs are in `target/lab-demo/`; your `config/` is untouched).\n\n",
         );
         let mut rows: Vec<(String, u16, String, u128)> = Vec::new();
         let mut row = |situation: &str, c: &Call| {

@@ -87,8 +87,18 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+/// A failure ends with its message and causes on one line, as `Error: ...`,
+/// and exit code 1; never with a backtrace (which `RUST_BACKTRACE=1` would add
+/// to anyhow's report), since every error here is a message for a person.
+fn main() {
+    if let Err(e) = run(Cli::parse().command) {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Up { console } => up::run(&console),
         Command::Demo {
             timeout_ms,

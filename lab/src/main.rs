@@ -27,7 +27,7 @@ use clap::{Parser, Subcommand};
 
 /// Run the distributed-systems failure lab.
 #[derive(Debug, Parser)]
-#[command(name = "cargo lab")]
+#[command(name = "cargo lab", bin_name = "cargo lab")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

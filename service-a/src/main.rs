@@ -34,6 +34,7 @@ const SERVICE: Service = Service {
     default_config: "config/service-a.toml",
     env_prefix: "SERVICE_A_",
     descriptors_per_connection: 1,
+    keep_bodies: false,
 };
 
 fn main() {

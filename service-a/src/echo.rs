@@ -15,6 +15,7 @@ use service_runtime::metrics::{self, HttpMetrics, Registry};
 
 use crate::fault::apply::{self, Base, Outcome};
 use crate::fault::{Faults, Plan, SlowBudget};
+use crate::proxy::Upstream;
 use crate::slow_body::{Ending, SlowBody};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -34,6 +35,14 @@ pub struct App {
     /// Requests by endpoint and status (the server counts refused ones here too).
     pub http: HttpMetrics,
     injected: Family<FaultLabel, Counter>,
+    /// The service A stands in front of, in proxy mode.
+    pub upstream: Option<Upstream>,
+    upstream_errors: Family<KindLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
 }
 
 impl App {
@@ -47,13 +56,27 @@ impl App {
             "Faults injected into /echo requests, by name (as in x-fault-injected and the log's fault=), and abandoned delays",
             injected.clone(),
         );
+        let upstream_errors = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "proxy_upstream_errors",
+            "Proxied requests the upstream failed (A answered 502 or 504 itself), by KIND",
+            upstream_errors.clone(),
+        );
         Self {
+            upstream: None,
+            upstream_errors,
             faults: ArcSwap::from_pointee(faults),
             slowed: Arc::new(SlowBudget::new(max_connections)),
             registry,
             http,
             injected,
         }
+    }
+
+    /// In proxy mode: forwards to `upstream` (`None`: A echoes).
+    pub fn proxying(mut self, upstream: Option<Upstream>) -> Self {
+        self.upstream = upstream;
+        self
     }
 
     pub(crate) fn count_faults(&self, plan: &Plan) {
@@ -65,6 +88,43 @@ impl App {
     pub(crate) fn count(&self, fault: &'static str) {
         self.injected.get_or_create(&FaultLabel { fault }).inc();
     }
+}
+
+/// In proxy mode, A's own endpoints: never forwarded, never faulted.
+const OWN_IN_PROXY_MODE: [&str; 2] = ["/health", "/metrics"];
+
+/// The endpoint's name in metrics for every forwarded request.
+const PROXIED: &str = "proxied";
+
+/// Proxy mode: the plan of this request run around the upstream's answer.
+/// An upstream that fails is A's own 502/504, its KIND on the log line.
+async fn proxied(
+    app: &App,
+    upstream: &Upstream,
+    req: &mut Request,
+    exchange: &mut Exchange,
+) -> Outcome {
+    let body = req.take_body().into_bytes().await.unwrap_or_default();
+    let plan = match app.faults.load().plan(req) {
+        Ok(plan) => plan,
+        Err(e) => return e.into(),
+    };
+    let req = &*req;
+    let failed = std::sync::Mutex::new(None);
+    let outcome = apply::run(app, req, exchange, plan, || async {
+        upstream.forward(req, &body).await.map_err(|e| {
+            let kind = e.kind;
+            let res = e.into_response(&upstream.url);
+            *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
+            Outcome::from(res)
+        })
+    })
+    .await;
+    if let Some(kind) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        app.upstream_errors.get_or_create(&KindLabel { kind }).inc();
+        exchange.keep("upstream_error", kind.to_owned());
+    }
+    outcome
 }
 
 /// `/echo?msg=...`: the plan of this request run around the echo.
@@ -109,9 +169,15 @@ const ROUTES: Routes<Endpoint> = &[
 ];
 
 /// Answers one request and logs it; says what to do with the connection.
-pub async fn handle(app: Arc<App>, req: Request) -> Reply {
+pub async fn handle(app: Arc<App>, mut req: Request) -> Reply {
     let mut exchange = Exchange::begin("A", &req, &app.http);
-    let outcome = match route(ROUTES, req.method(), exchange.path()) {
+    let own = OWN_IN_PROXY_MODE.contains(&exchange.path());
+    let outcome = match (&app.upstream, route(ROUTES, req.method(), exchange.path())) {
+        (Some(upstream), _) if !own => {
+            exchange.endpoint = PROXIED;
+            proxied(&app, upstream, &mut req, &mut exchange).await
+        }
+        (_, route) => match route {
         Err(e) => e.into(),
         Ok((name, endpoint)) => {
             exchange.endpoint = name;
@@ -122,6 +188,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
                 Endpoint::Echo => echo(&app, &req, &mut exchange).await,
             }
         }
+        },
     };
 
     let (status, http_status) = match &outcome {

@@ -1,9 +1,11 @@
-//! Service A: echoes `msg`, and misbehaves as `[fault]` in its config says.
+//! Service A: echoes `msg` (or forwards to `[proxy] upstream`), and misbehaves
+//! as `[fault]` in its config says.
 //!
 //! # Layout
 //!
 //! - `echo`: the endpoints and their log lines.
-//! - `fault`: every injected fault, decided per request.
+//! - `fault`: every injected fault, decided per request, applied to any answer.
+//! - `proxy`: proxy mode, A in front of another service (`[proxy] upstream`).
 //! - `slow_body`: answer bodies that stall or trickle.
 //! - `reload`: what an edit of the config file does while A runs.
 //! - `config`: the settings and their limits.
@@ -16,6 +18,7 @@
 mod config;
 mod echo;
 mod fault;
+mod proxy;
 mod reload;
 mod slow_body;
 
@@ -39,10 +42,18 @@ const SERVICE: Service = Service {
 
 fn main() {
     let (source, loaded) = SERVICE.load::<Settings>();
-    let app = Arc::new(App::new(
-        Faults::new(loaded.settings.fault.clone()),
-        loaded.settings.server.max_connections as usize,
-    ));
+    let upstream = proxy::Upstream::new(&loaded.settings.proxy);
+    let service = Service {
+        keep_bodies: upstream.is_some(),
+        ..SERVICE
+    };
+    let app = Arc::new(
+        App::new(
+            Faults::new(loaded.settings.fault.clone()),
+            loaded.settings.server.max_connections as usize,
+        )
+        .proxying(upstream),
+    );
     let (hangup, hangups) = smol::channel::unbounded();
     let target = reload::Reload {
         source: source.clone(),
@@ -61,7 +72,7 @@ fn main() {
     let on_hangup = move || {
         let _ = hangup.try_send(());
     };
-    SERVICE.serve(&source, &loaded, metrics, on_hangup, move |req| {
+    service.serve(&source, &loaded, metrics, on_hangup, move |req| {
         echo::handle(app.clone(), req)
     });
 }

@@ -178,16 +178,16 @@ pub async fn handle(app: Arc<App>, mut req: Request) -> Reply {
             proxied(&app, upstream, &mut req, &mut exchange).await
         }
         (_, route) => match route {
-        Err(e) => e.into(),
-        Ok((name, endpoint)) => {
-            exchange.endpoint = name;
-            match endpoint {
-                Endpoint::Index => http::index("A", ROUTES).into(),
-                Endpoint::Health => http::health().into(),
-                Endpoint::Metrics => metrics::render(&app.registry, &req).into(),
-                Endpoint::Echo => echo(&app, &req, &mut exchange).await,
+            Err(e) => e.into(),
+            Ok((name, endpoint)) => {
+                exchange.endpoint = name;
+                match endpoint {
+                    Endpoint::Index => http::index("A", ROUTES).into(),
+                    Endpoint::Health => http::health().into(),
+                    Endpoint::Metrics => metrics::render(&app.registry, &req).into(),
+                    Endpoint::Echo => echo(&app, &req, &mut exchange).await,
+                }
             }
-        }
         },
     };
 

@@ -91,8 +91,9 @@ impl ProxySettings {
                 return Err(Invalid {
                     key: "proxy.upstream",
                     value: format!("{:?}", self.upstream),
-                    expected: "an origin only (http://host:port): A forwards each request's own path"
-                        .to_owned(),
+                    expected:
+                        "an origin only (http://host:port): A forwards each request's own path"
+                            .to_owned(),
                 });
             }
         }
@@ -102,7 +103,11 @@ impl ProxySettings {
             self.max_idle_connections,
             0..=MAX_IDLE,
         )?;
-        Invalid::check_range("proxy.idle_timeout_ms", self.idle_timeout_ms, 1..=MAX_TIMEOUT_MS)?;
+        Invalid::check_range(
+            "proxy.idle_timeout_ms",
+            self.idle_timeout_ms,
+            1..=MAX_TIMEOUT_MS,
+        )?;
         Ok(())
     }
 }
@@ -316,7 +321,12 @@ fn idempotent(method: Method) -> bool {
 }
 
 /// Writes the request and reads its whole answer.
-async fn send(conn: &mut Conn, head: &[u8], body: &[u8], head_only: bool) -> Result<Answer, Failure> {
+async fn send(
+    conn: &mut Conn,
+    head: &[u8],
+    body: &[u8],
+    head_only: bool,
+) -> Result<Answer, Failure> {
     let io_failure = |e: io::Error| match closed_early(e.kind()) {
         Some(how) => Failure::Closed(how),
         None => Failure::Read(e),
@@ -389,8 +399,8 @@ fn encode_head(req: &Request, authority: &str, body_len: usize) -> Vec<u8> {
             out.extend_from_slice(b"\r\n");
         }
     }
-    let has_body = body_len > 0
-        || matches!(req.method(), Method::Post | Method::Put | Method::Patch);
+    let has_body =
+        body_len > 0 || matches!(req.method(), Method::Post | Method::Put | Method::Patch);
     if has_body {
         out.extend_from_slice(format!("content-length: {body_len}\r\n").as_bytes());
     }
@@ -453,8 +463,19 @@ mod tests {
         req.insert_header("expect", "100-continue");
         req.insert_header("x-end-to-end", "kept");
         let head = String::from_utf8(encode_head(&req, "127.0.0.1:9", 3)).unwrap();
-        assert!(head.starts_with("POST /orders/7?x=1&y=%20 HTTP/1.1\r\nhost: 127.0.0.1:9\r\n"), "{head}");
-        for gone in ["connection", "x-private", "keep-alive", "te:", "upgrade", "x-fault", "expect"] {
+        assert!(
+            head.starts_with("POST /orders/7?x=1&y=%20 HTTP/1.1\r\nhost: 127.0.0.1:9\r\n"),
+            "{head}"
+        );
+        for gone in [
+            "connection",
+            "x-private",
+            "keep-alive",
+            "te:",
+            "upgrade",
+            "x-fault",
+            "expect",
+        ] {
             assert!(!head.contains(gone), "{gone} in {head}");
         }
         assert!(head.contains("x-end-to-end: kept\r\n"), "{head}");
@@ -474,8 +495,17 @@ mod tests {
         assert!(with("").validate().is_ok());
         assert!(with("http://127.0.0.1:9000").validate().is_ok());
         assert!(with("http://localhost:9000/").validate().is_ok());
-        for bad in ["https://x", "127.0.0.1:9000", "http://x/api", "http://x?q=1"] {
-            assert_eq!(with(bad).validate().unwrap_err().key, "proxy.upstream", "{bad}");
+        for bad in [
+            "https://x",
+            "127.0.0.1:9000",
+            "http://x/api",
+            "http://x?q=1",
+        ] {
+            assert_eq!(
+                with(bad).validate().unwrap_err().key,
+                "proxy.upstream",
+                "{bad}"
+            );
         }
         let zero = ProxySettings {
             timeout_ms: 0,

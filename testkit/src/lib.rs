@@ -8,6 +8,7 @@
 //! - [`http`]: a tiny blocking HTTP/1.1 client that also sends raw bytes.
 //! - [`edge`]: checks of the HTTP edge both services share (refusals, HTTP/1.0).
 //! - [`fake`]: a fake A that misbehaves the ways a real peer can.
+//! - [`upstream`]: a real upstream that mirrors what it received, for A as a proxy.
 
 // One `unsafe` block, in `Launch::descriptor_limit`'s `pre_exec`; none elsewhere.
 #![deny(unsafe_code)]
@@ -16,6 +17,7 @@
 pub mod edge;
 pub mod fake;
 pub mod http;
+pub mod upstream;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;

@@ -5,6 +5,7 @@ mod echo;
 mod faults;
 mod http_edge;
 mod limits;
+mod proxy;
 mod reload;
 mod robust;
 mod shutdown;

@@ -11,6 +11,7 @@ use service_runtime::http::ApiError;
 use service_runtime::wire;
 
 use super::plan::Plan;
+use super::rules::Rule;
 use super::settings::FaultSettings;
 
 /// The z-score of the 99th percentile of a normal distribution: a lognormal
@@ -79,12 +80,22 @@ impl Delay {
     }
 }
 
-/// The faults in force since the last (re)load, with their counter and dice.
+/// The faults in force since the last (re)load (or API change): the
+/// top-level dice and each rule's, each with its own counter and generator.
 #[derive(Debug)]
 pub struct Faults {
     /// The settings as loaded.
     pub settings: FaultSettings,
-    /// `/echo` requests seen since this load (for `fail_first`).
+    base: Dice,
+    /// In the order written: the first that matches draws.
+    rules: Vec<(Rule, Dice)>,
+}
+
+/// One set of faults' counter (`/echo` or proxied requests it drew for,
+/// for `fail_first`) and dice.
+#[derive(Debug)]
+struct Dice {
+    settings: FaultSettings,
     seen: AtomicU64,
     /// Seeded by `seed`; locked only for the draws of one request.
     rng: Mutex<fastrand::Rng>,
@@ -93,22 +104,39 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// Fresh state for freshly loaded settings.
+    /// Fresh state for freshly loaded settings. A rule without a seed of
+    /// its own, under a top-level seed, is seeded from it (its place added),
+    /// so one seed replays every rule too.
     pub fn new(settings: FaultSettings) -> Self {
-        let rng = settings
-            .seed
-            .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
+        let base = Dice::new(settings.clone(), settings.seed);
+        let rules = settings
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let seed = rule
+                    .fault
+                    .seed
+                    .or(settings.seed.map(|s| s.wrapping_add(i as u64 + 1)));
+                (rule.clone(), Dice::new(rule.fault.clone(), seed))
+            })
+            .collect();
         Self {
-            inert: settings.is_inert(),
             settings,
-            seen: AtomicU64::new(0),
-            rng: Mutex::new(rng),
+            base,
+            rules,
         }
     }
 
-    /// Decides what happens to one `/echo` request: the file's faults, then its headers.
+    /// Decides what happens to one request: the first rule's faults that
+    /// matches it (else the top level's), then its headers.
     pub fn plan(&self, req: &Request) -> Result<Plan, ApiError> {
-        let mut plan = self.draw();
+        let dice = self
+            .rules
+            .iter()
+            .find(|(rule, _)| rule.matches(req))
+            .map_or(&self.base, |(_, dice)| dice);
+        let mut plan = dice.draw();
         // Most requests carry no fault header: one pass over the few
         // headers there are spares a dozen lookups.
         let asks = || {
@@ -121,6 +149,18 @@ impl Faults {
             plan.apply_headers(req, &mut fastrand::Rng::new())?;
         }
         Ok(plan.settled(req.method() == http_types::Method::Head))
+    }
+}
+
+impl Dice {
+    fn new(settings: FaultSettings, seed: Option<u64>) -> Self {
+        let rng = seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
+        Self {
+            inert: settings.is_inert(),
+            settings,
+            seen: AtomicU64::new(0),
+            rng: Mutex::new(rng),
+        }
     }
 
     fn draw(&self) -> Plan {

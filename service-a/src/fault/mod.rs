@@ -15,6 +15,7 @@
 //! - `settings`: `[fault]` as written, its limits and log fields.
 //! - `draw`: the dice of each load, and one request's draw.
 //! - `plan`: what one request gets, settled, and the faults' names.
+//! - `rules`: `[[fault.rules]]`, faults for some requests only.
 //! - `headers`: the `x-fault-*` headers, their one-minute cap and budget.
 //! - `apply`: a plan run around an answer, echoed or proxied.
 
@@ -22,6 +23,7 @@ pub mod apply;
 mod draw;
 mod headers;
 mod plan;
+mod rules;
 mod settings;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ use service_runtime::log::Line;
 
 use super::draw::{Delay, Statuses};
 use super::plan::Broken;
+use super::rules::{Rule, MAX_RULES};
 
 /// The longest delay the file may set (one hour): anything longer is a typo.
 pub(super) const MAX_DELAY_MS: u64 = 3_600_000;
@@ -21,7 +22,7 @@ pub(super) const MAX_RETRY_AFTER_S: u64 = 86_400;
 
 /// `[fault]` in config/service-a.toml: read at start and again on every save.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct FaultSettings {
     /// Wait this long before answering.
     pub delay_ms: u64,
@@ -61,6 +62,10 @@ pub struct FaultSettings {
     pub seed: Option<u64>,
     /// Honour the `x-fault-*` request headers.
     pub allow_headers: bool,
+    /// Faults for some requests only: the first rule that matches gives a
+    /// request's faults instead of the keys above (`[[fault.rules]]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
 }
 
 impl Default for FaultSettings {
@@ -85,6 +90,7 @@ impl Default for FaultSettings {
             fail_first: 0,
             seed: None,
             allow_headers: true,
+            rules: Vec::new(),
         }
     }
 }
@@ -155,6 +161,16 @@ impl FaultSettings {
             0..=MAX_BYTES_PER_S,
         )?;
         Invalid::check_range("fault.probability", self.probability, 0.0..=1.0)?;
+        if self.rules.len() > MAX_RULES {
+            return Err(Invalid {
+                key: "fault.rules",
+                value: format!("{} rules", self.rules.len()),
+                expected: format!("at most {MAX_RULES}"),
+            });
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            rule.validate(i)?;
+        }
         Ok(())
     }
 
@@ -187,6 +203,7 @@ impl FaultSettings {
                 &self.seed.map_or("none".to_owned(), |s| s.to_string()),
             )
             .num("allow_headers", self.allow_headers)
+            .num("rules", self.rules.len())
     }
 
     /// True when no setting can touch a request: the hot path skips the dice.
@@ -198,6 +215,7 @@ impl FaultSettings {
             retry_after_s: self.retry_after_s,
             seed: self.seed,
             allow_headers: self.allow_headers,
+            rules: self.rules.clone(),
             ..Self::default()
         } && (self.fail_statuses.is_empty() || !self.fail)
     }

@@ -303,3 +303,39 @@ fn validation_names_the_key() {
     });
     assert_eq!(both.key, "fault.delay_p50_ms");
 }
+
+/// The first rule that matches gives the faults, with its own counter; a
+/// request no rule matches gets the top level's; headers go over both.
+#[test]
+fn rules_first_match_wins() {
+    use super::rules::Rule;
+    let rule = |method: &str, path: &str, status: u32| Rule {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        header: String::new(),
+        fault: FaultSettings {
+            fail_first: 1,
+            fail_status: status,
+            ..FaultSettings::default()
+        },
+    };
+    let faults = Faults::new(FaultSettings {
+        delay_ms: 5,
+        rules: vec![rule("POST", "/orders", 503), rule("", "/orders", 429)],
+        ..FaultSettings::default()
+    });
+    let post = || Request::post("http://a/orders/1");
+    let get_orders = || Request::get("http://a/orders");
+    assert_eq!(faults.plan(&post()).unwrap().fail, Some(503));
+    assert_eq!(
+        faults.plan(&post()).unwrap().fail,
+        None,
+        "its own fail_first"
+    );
+    assert_eq!(faults.plan(&get_orders()).unwrap().fail, Some(429));
+    let other = faults.plan(&get()).unwrap();
+    assert_eq!((other.fail, other.delay), (None, Duration::from_millis(5)));
+    let mut asked = post();
+    asked.insert_header(wire::FAULT_STATUS, "418");
+    assert_eq!(faults.plan(&asked).unwrap().fail, Some(418));
+}

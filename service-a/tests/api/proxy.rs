@@ -276,3 +276,41 @@ fn upstream_down_or_slow_is_a_own_502_or_504() {
         (502, "bad_response")
     );
 }
+
+/// A rule faults `POST /orders` and leaves `GET /orders` alone; a saved
+/// edit of the rules applies to the next request; headers still go first.
+#[test]
+fn a_rule_faults_post_orders_only() {
+    let up = Mirror::start();
+    let rules = |status: u16| {
+        format!(
+            "[server]\nport = 0\n\n[proxy]\nupstream = \"{}\"\n\n[[fault.rules]]\nmethod = \"POST\"\n\
+             path = \"/orders\"\nfault = {{ fail = true, fail_status = {status} }}\n",
+            up.url
+        )
+    };
+    let a = Launch::new(env!("CARGO_BIN_EXE_service-a"), &rules(503)).start();
+    let mut conn = Conn::open(a.authority());
+    let post = b"POST /orders HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}";
+    let reply = conn.send(post);
+    assert_eq!(
+        (reply.status, reply.header("x-fault-injected")),
+        (503, Some("fail"))
+    );
+    let reply = conn.get("/orders");
+    assert_eq!(
+        (reply.status, reply.header("x-upstream")),
+        (200, Some("mirror"))
+    );
+    assert_eq!(up.requests(), 1, "only the GET went up");
+    // A header asks for its own fault, over the rule.
+    let reply = get_with(&format!("{}/orders", a.url), &[("x-fault-status", "418")]);
+    assert_eq!(reply.status, 418);
+
+    // The edit applies on the same kept-alive connection.
+    let from = a.line_count();
+    a.write_config(&rules(429));
+    a.wait_line_after(from, &["event=config_reloaded", "rules=1"]);
+    assert_eq!(conn.send(post).status, 429);
+    assert_eq!(conn.get("/orders").status, 200);
+}

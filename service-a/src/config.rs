@@ -1,10 +1,11 @@
-//! Service A's settings: `[server]` and `[proxy]` (restart to change) and `[fault]` (live).
+//! Service A's settings: `[server]`, `[proxy]` and `[admin]` (restart to change) and `[fault]` (live).
 
 use serde::{Deserialize, Serialize};
 use service_runtime::config::{Invalid, ServerSettings};
 use service_runtime::log::LogSettings;
 use service_runtime::trace::TraceSettings;
 
+use crate::admin::AdminSettings;
 use crate::fault::FaultSettings;
 use crate::proxy::ProxySettings;
 
@@ -24,6 +25,8 @@ pub struct Settings {
     pub fault: FaultSettings,
     /// The service A stands in front of; none: A echoes.
     pub proxy: ProxySettings,
+    /// The control API's listener; none: no API.
+    pub admin: AdminSettings,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             trace: TraceSettings::default(),
             fault: FaultSettings::default(),
             proxy: ProxySettings::default(),
+            admin: AdminSettings::default(),
         }
     }
 }
@@ -43,7 +47,8 @@ impl service_runtime::config::Validate for Settings {
         self.server.validate()?;
         self.trace.validate()?;
         self.fault.validate()?;
-        self.proxy.validate()
+        self.proxy.validate()?;
+        self.admin.validate()
     }
 }
 

@@ -8,6 +8,7 @@ use http_types::{Body, Request, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use service_runtime::exchange::Exchange;
 use service_runtime::http::{self, json, query_param, route, Reply, Routes};
@@ -38,6 +39,34 @@ pub struct App {
     /// The service A stands in front of, in proxy mode.
     pub upstream: Option<Upstream>,
     upstream_errors: Family<KindLabel, Counter>,
+    /// Where the faults in force came from; set with them.
+    source: std::sync::Mutex<Source>,
+    changes: Family<SourceLabel, Counter>,
+    active: Family<SourceLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: &'static str,
+}
+
+/// Where the faults in force came from: the config file, or the control API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The config file (at start, and at each saved change).
+    File,
+    /// The control API (`[admin]`), until the file next changes.
+    Api,
+}
+
+impl Source {
+    /// `file` or `api`, in answers, log lines and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::File => "file",
+            Source::Api => "api",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,7 +91,24 @@ impl App {
             "Proxied requests the upstream failed (A answered 502 or 504 itself), by KIND",
             upstream_errors.clone(),
         );
+        let changes = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "faults_changes",
+            "Changes of the faults in force, by source: a saved edit of the file, or the control API",
+            changes.clone(),
+        );
+        let active = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "faults_source",
+            "1 for where the faults in force came from (file or api), 0 for the other",
+            active.clone(),
+        );
+        active.get_or_create(&SourceLabel { source: "file" }).set(1);
+        active.get_or_create(&SourceLabel { source: "api" }).set(0);
         Self {
+            source: std::sync::Mutex::new(Source::File),
+            changes,
+            active,
             upstream: None,
             upstream_errors,
             faults: ArcSwap::from_pointee(faults),
@@ -71,6 +117,29 @@ impl App {
             http,
             injected,
         }
+    }
+
+    /// Puts `faults` in force, from `source`: the next request reads them.
+    pub fn put_faults(&self, faults: Faults, source: Source) {
+        let mut now = self.source.lock().unwrap_or_else(|p| p.into_inner());
+        self.faults.store(Arc::new(faults));
+        *now = source;
+        for s in [Source::File, Source::Api] {
+            let on = i64::from(s == source);
+            self.active
+                .get_or_create(&SourceLabel { source: s.name() })
+                .set(on);
+        }
+        self.changes
+            .get_or_create(&SourceLabel {
+                source: source.name(),
+            })
+            .inc();
+    }
+
+    /// Where the faults in force came from.
+    pub fn source(&self) -> Source {
+        *self.source.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// In proxy mode: forwards to `upstream` (`None`: A echoes).

@@ -8,6 +8,7 @@
 //! - `proxy`: proxy mode, A in front of another service (`[proxy] upstream`).
 //! - `slow_body`: answer bodies that stall or trickle.
 //! - `reload`: what an edit of the config file does while A runs.
+//! - `admin`: the control API, faults read and changed over HTTP.
 //! - `config`: the settings and their limits.
 
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@
 // Nothing reachable from a request may panic; tests may unwrap (clippy.toml).
 #![deny(clippy::unwrap_used)]
 
+mod admin;
 mod config;
 mod echo;
 mod fault;
@@ -24,7 +26,12 @@ mod slow_body;
 
 use std::sync::Arc;
 
-use service_runtime::server::EXECUTOR;
+use service_runtime::cli::exit_with;
+use service_runtime::config::ServerSettings;
+use service_runtime::connection::Context;
+use service_runtime::log::Line;
+use service_runtime::metrics::{HttpMetrics, Registry};
+use service_runtime::server::{Limits, EXECUTOR, EXIT_START_FAILED};
 use service_runtime::service::Service;
 
 use crate::config::Settings;
@@ -68,6 +75,9 @@ fn main() {
             target,
         ))
         .detach();
+    if let Ok(Some(addr)) = loaded.settings.admin.addr() {
+        serve_admin(addr, app.clone(), &loaded.settings.server);
+    }
     let metrics = app.http.clone();
     let on_hangup = move || {
         let _ = hangup.try_send(());
@@ -75,4 +85,44 @@ fn main() {
     service.serve(&source, &loaded, metrics, on_hangup, move |req| {
         echo::handle(app.clone(), req)
     });
+}
+
+/// Starts the control API on `addr` (exit 1 if it cannot listen there); it
+/// serves until A exits.
+fn serve_admin(addr: std::net::SocketAddr, app: Arc<App>, server: &ServerSettings) {
+    let listener = match smol::block_on(service_runtime::server::bind(addr)) {
+        Ok(listener) => listener,
+        Err(e) => exit_with(
+            SERVICE.binary,
+            EXIT_START_FAILED,
+            format!("the control API ([admin] listen): {e:#}"),
+        ),
+    };
+    let url = listener
+        .local_addr()
+        .map_or_else(|_| addr.to_string(), |a| a.to_string());
+    let ctx = Context {
+        handler: move |req| admin::handle(app.clone(), req),
+        metrics: HttpMetrics::register(&mut Registry::default()),
+        service: "A",
+        timeout: server.header_timeout(),
+        keep_bodies: true,
+    };
+    let limits = Limits {
+        client_timeout: server.header_timeout(),
+        max_connections: admin::MAX_ADMIN_CONNECTIONS as usize,
+        shutdown_grace: server.shutdown_grace(),
+    };
+    EXECUTOR
+        .spawn(service_runtime::server::serve(
+            listener,
+            ctx,
+            limits,
+            std::future::pending::<()>(),
+        ))
+        .detach();
+    Line::new("A")
+        .str("event", "admin_start")
+        .str("url", &format!("http://{url}"))
+        .emit();
 }

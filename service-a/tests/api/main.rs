@@ -1,5 +1,6 @@
 //! Service A across processes: the real binary on a free port with a temporary config.
 
+mod admin;
 mod config;
 mod echo;
 mod faults;

@@ -38,20 +38,12 @@ use crate::fault::{FaultSettings, Faults};
 pub const MAX_ADMIN_CONNECTIONS: u32 = 16;
 
 /// `[admin]`: where the control API listens; empty, it is off.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSettings {
     /// `127.0.0.1:8474` (Toxiproxy's port), a loopback address and a port
     /// (0: any free one, said in `event=admin_start`); empty: no control API.
     pub listen: String,
-}
-
-impl Default for AdminSettings {
-    fn default() -> Self {
-        Self {
-            listen: String::new(),
-        }
-    }
 }
 
 impl AdminSettings {

@@ -29,12 +29,7 @@ fn just_list_is_clean() {
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.starts_with([' ', '#', '[']) && l.contains(':') && !l.trim().is_empty())
-        .filter(|(i, _)| {
-            !justfile
-                .lines()
-                .nth(i - 1)
-                .is_some_and(|p| p == "[private]")
-        })
+        .filter(|(i, _)| justfile.lines().nth(i - 1).is_none_or(|p| p != "[private]"))
         .map(|(_, l)| l.split([' ', ':']).next().unwrap())
         .collect();
     assert_eq!(recipes.len(), public.len(), "{listed}");

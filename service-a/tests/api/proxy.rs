@@ -314,3 +314,31 @@ fn a_rule_faults_post_orders_only() {
     assert_eq!(conn.send(post).status, 429);
     assert_eq!(conn.get("/orders").status, 200);
 }
+
+/// A in front of nginx: methods, query and the answer pass through; a fault
+/// on nginx's real answer; nginx's own 404 is not A's fault.
+#[test]
+#[ignore = "needs nginx; .ci/run installs it and runs it"]
+fn in_front_of_nginx() {
+    let nginx = testkit::nginx::Nginx::start(testkit::nginx::ECHO_LIKE_A);
+    let a = proxy_a(&nginx.url, "");
+    let reply = get(&format!("{}/echo?msg=hi", a.url));
+    assert_eq!((reply.status, reply.str("echo").as_str()), (200, "hi"));
+    let mut conn = Conn::open(a.authority());
+    let reply = conn.send(b"DELETE /orders/9?x=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(reply.str("nginx"), "DELETE /orders/9?x=1");
+    let (bytes, _, _) = until_close(
+        a.authority(),
+        "GET /echo?msg=abcdefgh HTTP/1.1\r\nHost: a\r\nx-fault-truncate: 1\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        text.contains("server: nginx") && text.ends_with("\r\n\r\n{\"echo\":\""),
+        "{text}"
+    );
+    let missing = get(&format!("{}/missing", a.url));
+    assert_eq!(
+        (missing.status, missing.header("x-fault-injected")),
+        (404, None)
+    );
+}

@@ -55,3 +55,26 @@ fn b_through_a_proxy_to_a_real_server() {
         Some("connection_refused")
     );
 }
+
+/// B in front of A as a fault proxy in front of nginx: the call passes
+/// through both, a rule of A's faults it, and the call after is whole again.
+#[test]
+#[ignore = "needs nginx; .ci/run installs it and runs it"]
+fn b_through_a_proxy_to_nginx() {
+    let _clock = crate::timing();
+    let nginx = testkit::nginx::Nginx::start(testkit::nginx::ECHO_LIKE_A);
+    let proxy = proxy_a(&nginx.url, "fail_first = 1\nfail_status = 503");
+    let b = start_b(&proxy.url, 1000);
+    let first = get(&format!("{}/call-echo?msg=hello", b.url));
+    assert_eq!(first.status, 503, "{}", first.body);
+    assert_eq!(first.json()["error"], "upstream_status", "{}", first.body);
+    let second = get(&format!("{}/call-echo?msg=hello", b.url));
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(second.json()["service_a"]["echo"], "hello");
+    let line = proxy.wait_line(&["endpoint=/echo", "status=ok"]);
+    assert_eq!(
+        field(&line, "http_status").as_deref(),
+        Some("200"),
+        "{line}"
+    );
+}

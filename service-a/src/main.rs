@@ -50,8 +50,10 @@ const SERVICE: Service = Service {
 fn main() {
     let (source, loaded) = SERVICE.load::<Settings>();
     let upstream = proxy::Upstream::new(&loaded.settings.proxy);
+    // As a proxy, a client's connection may hold one to the upstream too.
     let service = Service {
         keep_bodies: upstream.is_some(),
+        descriptors_per_connection: if upstream.is_some() { 2 } else { 1 },
         ..SERVICE
     };
     let app = Arc::new(

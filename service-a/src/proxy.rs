@@ -21,6 +21,11 @@
 //!   or if the upstream closed it meanwhile. Connections in use are bounded by
 //!   A's own `server.max_connections` (one upstream exchange per client
 //!   connection at a time).
+//! - **Memory is bounded per request in flight**: a request body and an
+//!   answer body of at most `MAX_BODY_BYTES` (1 MiB) each, so at most about
+//!   2 MiB times `server.max_connections` in the worst case (every client
+//!   sending and receiving 1 MiB at once); lower `max_connections` where that
+//!   is too much. Requests without bodies cost a few KiB.
 //! - **An upstream that fails is A's own answer**, never taken for an
 //!   injected fault (no `x-fault-injected`): `502` with
 //!   `{"error": ..., "kind": ..., "upstream": ...}` when it cannot be reached

@@ -7,6 +7,7 @@ mod faults;
 mod http_edge;
 mod limits;
 mod proxy;
+mod readme_fixture;
 mod reload;
 mod robust;
 mod shutdown;

@@ -33,7 +33,7 @@ ci:
 demo:
     cargo lab demo
 
-# One experiment, NAME one of course, retries, breaker, trickle, overload; report in runs/.  (cargo lab experiment experiments/NAME.toml)
+# One experiment, NAME one of course, retries, breaker, trickle, overload, proxy; report in runs/.  (cargo lab experiment experiments/NAME.toml)
 experiment name *args:
     cargo lab experiment experiments/{{name}}.toml {{args}}
 

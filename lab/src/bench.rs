@@ -1,6 +1,7 @@
 //! `cargo run --release -p lab -- bench`: requests/s and latency of A and B on the
-//! happy path, beside nginx doing the same jobs, and the latency of B's failure
-//! paths under load.
+//! happy path, beside nginx doing the same jobs (A's proxy mode beside nginx's
+//! `proxy_pass` to the same upstream), and the latency of B's failure paths
+//! under load.
 //!
 //! Every row: the server(s) pinned to core 0, wrk pinned to core 1 (with
 //! `taskset`, when there are two cores), 50 connections, a bounded time, all on
@@ -31,6 +32,8 @@ const A_ECHO: &str = "A /echo";
 const NGINX_PROXY_APART: &str = "nginx proxy_pass → nginx upstream in its own process (B's job)";
 const NGINX_PROXY_SAME: &str = "nginx proxy_pass → upstream in the same worker";
 const B_CALL: &str = "B /call-echo → A (two processes, as nginx apart)";
+const A_PROXY: &str =
+    "A proxy mode → nginx upstream in its own process (a [[fault.rules]] entry checked per request)";
 
 /// The row of `name` over `rounds`: median req/s and percentiles, all non-2xx.
 fn median_row(name: &str, rounds: &[Vec<Row>]) -> Row {
@@ -106,6 +109,23 @@ pub fn run(seconds: u32) -> anyhow::Result<()> {
             format!("{}/echo?msg=hello", n.proxy_apart),
         ));
         happy.push((NGINX_PROXY_SAME, format!("{}/echo?msg=hello", n.proxy_same)));
+    }
+    // A in front of the same nginx upstream as nginx's own proxy_pass, with
+    // a rule that every request is checked against (and none matches).
+    let a_proxy = match &nginx {
+        Some(n) => Some(service(
+            "service-a",
+            &format!(
+                "[proxy]\nupstream = \"{}\"\n[[fault.rules]]\nmethod = \"POST\"\npath = \"/orders\"\n\
+                 fault = {{ fail = true }}\n",
+                n.upstream
+            ),
+            pin,
+        )?),
+        None => None,
+    };
+    if let Some(p) = &a_proxy {
+        happy.push((A_PROXY, format!("{}/echo?msg=hello", p.url)));
     }
     happy.push((B_CALL, format!("{}/call-echo?msg=hello", b.url)));
     let slice = round_seconds(seconds);
@@ -188,6 +208,11 @@ pub fn run(seconds: u32) -> anyhow::Result<()> {
             "Ratios (median of {ROUNDS} rounds): A / nginx return = {ra:.2}; \
              B / nginx proxy to an upstream process = {rb:.2}; \
              B / nginx proxy to its own worker = {rs:.2}."
+        );
+    }
+    if let Some(rp) = ratio(A_PROXY, NGINX_PROXY_APART) {
+        println!(
+            "A proxy mode / nginx proxy_pass to the same upstream process = {rp:.2} (median of {ROUNDS} rounds)."
         );
     }
     Ok(())
@@ -316,6 +341,8 @@ struct Nginx {
     direct: String,
     proxy_same: String,
     proxy_apart: String,
+    /// The upstream nginx itself, for A's proxy mode.
+    upstream: String,
 }
 
 impl Nginx {
@@ -347,6 +374,7 @@ impl Nginx {
             direct: url(direct),
             proxy_same: url(same),
             proxy_apart: url(apart),
+            upstream: url(upstream),
         })
     }
 }

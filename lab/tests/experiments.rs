@@ -150,6 +150,14 @@ fn overload() {
     shipped("overload", 9);
 }
 
+/// A as a fault proxy in front of a real server: a rule's injected failures
+/// and A's delay reach B; the server is not called for an injected failure.
+#[test]
+#[ignore = "runs the shipped experiments; .ci/run runs it"]
+fn proxy() {
+    shipped("proxy", 10);
+}
+
 /// `--check` exits 1 when an expectation fails, and says which.
 #[test]
 fn check_fails_on_an_unmet_expectation() {

@@ -1,11 +1,13 @@
-//! Service A's settings: `[server]` (restart to change) and `[fault]` (live).
+//! Service A's settings: `[server]`, `[proxy]` and `[admin]` (restart to change) and `[fault]` (live).
 
 use serde::{Deserialize, Serialize};
 use service_runtime::config::{Invalid, ServerSettings};
 use service_runtime::log::LogSettings;
 use service_runtime::trace::TraceSettings;
 
+use crate::admin::AdminSettings;
 use crate::fault::FaultSettings;
+use crate::proxy::ProxySettings;
 
 /// Everything in config/service-a.toml.
 ///
@@ -19,8 +21,12 @@ pub struct Settings {
     pub log: LogSettings,
     /// Where spans go.
     pub trace: TraceSettings,
-    /// What A does to `/echo` requests.
+    /// What A does to `/echo` requests (or, as a proxy, to proxied ones).
     pub fault: FaultSettings,
+    /// The service A stands in front of; none: A echoes.
+    pub proxy: ProxySettings,
+    /// The control API's listener; none: no API.
+    pub admin: AdminSettings,
 }
 
 impl Default for Settings {
@@ -30,6 +36,8 @@ impl Default for Settings {
             log: LogSettings::default(),
             trace: TraceSettings::default(),
             fault: FaultSettings::default(),
+            proxy: ProxySettings::default(),
+            admin: AdminSettings::default(),
         }
     }
 }
@@ -38,7 +46,9 @@ impl service_runtime::config::Validate for Settings {
     fn validate(&self) -> Result<(), Invalid> {
         self.server.validate()?;
         self.trace.validate()?;
-        self.fault.validate()
+        self.fault.validate()?;
+        self.proxy.validate()?;
+        self.admin.validate()
     }
 }
 

@@ -1,30 +1,23 @@
 //! A's endpoints: `/health` (never faulted), `/echo` (faulted as `[fault]` says)
 //! and `/metrics`, with one log line per request.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http_types::headers::CONNECTION;
-use http_types::{Body, Method, Request, Response, StatusCode};
+use http_types::{Body, Request, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use service_runtime::exchange::Exchange;
-use service_runtime::http::{self, json, query_param, route, ApiError, Reply, Routes};
+use service_runtime::http::{self, json, query_param, route, Reply, Routes};
 use service_runtime::metrics::{self, HttpMetrics, Registry};
-use service_runtime::wire::{FAULT_INJECTED, REQUEST_TIMEOUT_MS};
-use smol::Timer;
 
-use crate::fault::{Broken, Faults, Plan, HEADER_SLOW_SHARE_PERCENT};
+use crate::fault::apply::{self, Base, Outcome};
+use crate::fault::{Faults, Plan, SlowBudget};
+use crate::proxy::Upstream;
 use crate::slow_body::{Ending, SlowBody};
-
-/// How long past a caller's budget A keeps an injected delay going before it
-/// gives up on the request. The margin lets the caller's own timer fire first,
-/// so the caller reports its `timeout` rather than A's closed connection.
-pub const ABANDON_MARGIN: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FaultLabel {
@@ -38,11 +31,47 @@ pub struct App {
     /// Read once per request; replaced by the config watcher.
     pub faults: ArcSwap<Faults>,
     /// Requests slowed by their own `x-fault-*` headers, in flight.
-    slowed: Arc<SlowBudget>,
+    pub(crate) slowed: Arc<SlowBudget>,
     registry: Registry,
     /// Requests by endpoint and status (the server counts refused ones here too).
     pub http: HttpMetrics,
     injected: Family<FaultLabel, Counter>,
+    /// The service A stands in front of, in proxy mode.
+    pub upstream: Option<Upstream>,
+    upstream_errors: Family<KindLabel, Counter>,
+    /// Where the faults in force came from; set with them.
+    source: std::sync::Mutex<Source>,
+    changes: Family<SourceLabel, Counter>,
+    active: Family<SourceLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: &'static str,
+}
+
+/// Where the faults in force came from: the config file, or the control API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The config file (at start, and at each saved change).
+    File,
+    /// The control API (`[admin]`), until the file next changes.
+    Api,
+}
+
+impl Source {
+    /// `file` or `api`, in answers, log lines and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::File => "file",
+            Source::Api => "api",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
 }
 
 impl App {
@@ -56,7 +85,32 @@ impl App {
             "Faults injected into /echo requests, by name (as in x-fault-injected and the log's fault=), and abandoned delays",
             injected.clone(),
         );
+        let upstream_errors = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "proxy_upstream_errors",
+            "Proxied requests the upstream failed (A answered 502 or 504 itself), by KIND",
+            upstream_errors.clone(),
+        );
+        let changes = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "faults_changes",
+            "Changes of the faults in force, by source: a saved edit of the file, or the control API",
+            changes.clone(),
+        );
+        let active = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "faults_source",
+            "1 for where the faults in force came from (file or api), 0 for the other",
+            active.clone(),
+        );
+        active.get_or_create(&SourceLabel { source: "file" }).set(1);
+        active.get_or_create(&SourceLabel { source: "api" }).set(0);
         Self {
+            source: std::sync::Mutex::new(Source::File),
+            changes,
+            active,
+            upstream: None,
+            upstream_errors,
             faults: ArcSwap::from_pointee(faults),
             slowed: Arc::new(SlowBudget::new(max_connections)),
             registry,
@@ -65,96 +119,105 @@ impl App {
         }
     }
 
-    fn count_faults(&self, plan: &Plan) {
+    /// Puts `faults` in force, from `source`: the next request reads them.
+    pub fn put_faults(&self, faults: Faults, source: Source) {
+        let mut now = self.source.lock().unwrap_or_else(|p| p.into_inner());
+        self.faults.store(Arc::new(faults));
+        *now = source;
+        for s in [Source::File, Source::Api] {
+            let on = i64::from(s == source);
+            self.active
+                .get_or_create(&SourceLabel { source: s.name() })
+                .set(on);
+        }
+        self.changes
+            .get_or_create(&SourceLabel {
+                source: source.name(),
+            })
+            .inc();
+    }
+
+    /// Where the faults in force came from.
+    pub fn source(&self) -> Source {
+        *self.source.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// In proxy mode: forwards to `upstream` (`None`: A echoes).
+    pub fn proxying(mut self, upstream: Option<Upstream>) -> Self {
+        self.upstream = upstream;
+        self
+    }
+
+    pub(crate) fn count_faults(&self, plan: &Plan) {
         for fault in plan.names() {
             self.count(fault);
         }
     }
 
-    fn count(&self, fault: &'static str) {
+    pub(crate) fn count(&self, fault: &'static str) {
         self.injected.get_or_create(&FaultLabel { fault }).inc();
     }
 }
 
-/// How many requests slowed by their own headers may be in flight: a share
-/// ([`HEADER_SLOW_SHARE_PERCENT`]) of the connections, so the rest stay
-/// free for other clients and for `/health`, `/ready` and `/metrics`.
-#[derive(Debug)]
-pub struct SlowBudget {
-    in_flight: AtomicUsize,
-    limit: usize,
+/// In proxy mode, A's own endpoints: never forwarded, never faulted.
+const OWN_IN_PROXY_MODE: [&str; 2] = ["/health", "/metrics"];
+
+/// The endpoint's name in metrics for every forwarded request.
+const PROXIED: &str = "proxied";
+
+/// Proxy mode: the plan of this request run around the upstream's answer.
+/// An upstream that fails is A's own 502/504, its KIND on the log line.
+async fn proxied(
+    app: &App,
+    upstream: &Upstream,
+    req: &mut Request,
+    exchange: &mut Exchange,
+) -> Outcome {
+    let body = req.take_body().into_bytes().await.unwrap_or_default();
+    let plan = match app.faults.load().plan(req) {
+        Ok(plan) => plan,
+        Err(e) => return e.into(),
+    };
+    let req = &*req;
+    let failed = std::sync::Mutex::new(None);
+    let outcome = apply::run(app, req, exchange, plan, || async {
+        upstream.forward(req, &body).await.map_err(|e| {
+            let kind = e.kind;
+            let res = e.into_response(&upstream.url);
+            *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
+            Outcome::from(res)
+        })
+    })
+    .await;
+    if let Some(kind) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        app.upstream_errors.get_or_create(&KindLabel { kind }).inc();
+        exchange.keep("upstream_error", kind.to_owned());
+    }
+    outcome
 }
 
-impl SlowBudget {
-    fn new(max_connections: usize) -> Self {
-        Self {
-            in_flight: AtomicUsize::new(0),
-            limit: (max_connections * HEADER_SLOW_SHARE_PERCENT / 100).max(1),
-        }
-    }
-
-    /// A slot, if one is free; it is given back when dropped.
-    fn take(self: &Arc<Self>) -> Option<SlowSlot> {
-        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if before >= self.limit {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(SlowSlot(self.clone()))
-    }
+/// `/echo?msg=...`: the plan of this request run around the echo.
+async fn echo(app: &App, req: &Request, exchange: &mut Exchange) -> Outcome {
+    let msg = match query_param(req.url().query(), "msg") {
+        Ok(msg) => msg.unwrap_or_default(),
+        Err(e) => return e.into(),
+    };
+    let plan = match app.faults.load().plan(req) {
+        Ok(plan) => plan,
+        Err(e) => return e.into(),
+    };
+    apply::run(app, req, exchange, plan, || async {
+        Ok(Base {
+            res: json(StatusCode::Ok, &Echo { echo: &msg }),
+            code: 200,
+        })
+    })
+    .await
 }
 
-/// One request's place in the [`SlowBudget`], held until its answer is
-/// done (its body, when that is slowed too).
-#[derive(Debug)]
-pub struct SlowSlot(Arc<SlowBudget>);
-
-impl Drop for SlowSlot {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// What became of a request.
-enum Outcome {
-    Answered(Box<Response>),
-    /// Answered, the body slow (stalled or trickled): the head goes out at
-    /// once, the body as [`SlowBody`] lets it.
-    Slow {
-        res: Box<Response>,
-        bytes: Vec<u8>,
-        stall: Duration,
-        bytes_per_s: u64,
-        /// The longest the trickle may take (the header cap's remainder).
-        within: Option<Duration>,
-        /// Held until the body is done, if headers slowed the request.
-        slot: Option<SlowSlot>,
-    },
-    /// Bytes no encoder would write, then a close: garbage, a body cut
-    /// short, a status http-types has no name for. With what to log.
-    Raw {
-        bytes: Vec<u8>,
-        status: &'static str,
-        http_status: u16,
-    },
-    /// The `drop` fault: closed without an answer (FIN).
-    Dropped,
-    /// The `reset` fault: reset without an answer (RST).
-    Reset,
-    /// The caller's budget ran out during an injected delay: A stopped waiting.
-    Abandoned,
-}
-
-impl From<Response> for Outcome {
-    fn from(res: Response) -> Self {
-        Outcome::Answered(Box::new(res))
-    }
-}
-
-impl From<ApiError> for Outcome {
-    fn from(e: ApiError) -> Self {
-        e.into_response().into()
-    }
+#[derive(Serialize)]
+struct Echo<'a> {
+    echo: &'a str,
 }
 
 /// A's endpoints.
@@ -175,19 +238,26 @@ const ROUTES: Routes<Endpoint> = &[
 ];
 
 /// Answers one request and logs it; says what to do with the connection.
-pub async fn handle(app: Arc<App>, req: Request) -> Reply {
+pub async fn handle(app: Arc<App>, mut req: Request) -> Reply {
     let mut exchange = Exchange::begin("A", &req, &app.http);
-    let outcome = match route(ROUTES, req.method(), exchange.path()) {
-        Err(e) => e.into(),
-        Ok((name, endpoint)) => {
-            exchange.endpoint = name;
-            match endpoint {
-                Endpoint::Index => http::index("A", ROUTES).into(),
-                Endpoint::Health => http::health().into(),
-                Endpoint::Metrics => metrics::render(&app.registry, &req).into(),
-                Endpoint::Echo => echo(&app, &req, &mut exchange).await,
-            }
+    let own = OWN_IN_PROXY_MODE.contains(&exchange.path());
+    let outcome = match (&app.upstream, route(ROUTES, req.method(), exchange.path())) {
+        (Some(upstream), _) if !own => {
+            exchange.endpoint = PROXIED;
+            proxied(&app, upstream, &mut req, &mut exchange).await
         }
+        (_, route) => match route {
+            Err(e) => e.into(),
+            Ok((name, endpoint)) => {
+                exchange.endpoint = name;
+                match endpoint {
+                    Endpoint::Index => http::index("A", ROUTES).into(),
+                    Endpoint::Health => http::health().into(),
+                    Endpoint::Metrics => metrics::render(&app.registry, &req).into(),
+                    Endpoint::Echo => echo(&app, &req, &mut exchange).await,
+                }
+            }
+        },
     };
 
     let (status, http_status) = match &outcome {
@@ -239,268 +309,12 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
     }
 }
 
-/// `/echo?msg=...`: the faults of this request, then the echo. The faults'
-/// names go on the request's line, however it ends.
-async fn echo(app: &App, req: &Request, exchange: &mut Exchange) -> Outcome {
-    let msg = match query_param(req.url().query(), "msg") {
-        Ok(msg) => msg.unwrap_or_default(),
-        Err(e) => return e.into(),
-    };
-    let plan = match app.faults.load().plan(req) {
-        Ok(plan) => plan,
-        Err(e) => return e.into(),
-    };
-    // Held through the delay and the body; refused at once past the budget.
-    let slot = match plan.slowed_by_headers {
-        false => None,
-        true => match app.slowed.take() {
-            Some(slot) => Some(slot),
-            None => return over_budget(&app.slowed, exchange),
-        },
-    };
-    app.count_faults(&plan);
-    if let Some(label) = plan.label() {
-        exchange.keep("fault", label);
-    }
-
-    if !plan.delay.is_zero() {
-        match caller_budget(req) {
-            Some(budget) if plan.delay > budget + ABANDON_MARGIN => {
-                Timer::after(budget + ABANDON_MARGIN).await;
-                app.count("abandoned");
-                return Outcome::Abandoned;
-            }
-            _ => {
-                Timer::after(plan.delay).await;
-            }
-        }
-    }
-    match plan.broken {
-        Broken::Drop => Outcome::Dropped,
-        Broken::Reset => Outcome::Reset,
-        Broken::Garbage => Outcome::Raw {
-            bytes: garbage(plan.garbage_seed),
-            status: "garbage",
-            http_status: 0,
-        },
-        _ => match answer(&plan, &msg, req.method()).await {
-            Outcome::Slow {
-                res,
-                bytes,
-                stall,
-                bytes_per_s,
-                within,
-                slot: _,
-            } => Outcome::Slow {
-                res,
-                bytes,
-                stall,
-                bytes_per_s,
-                within,
-                slot,
-            },
-            other => other,
-        },
-    }
-}
-
-/// The answer to a request whose headers ask to be slow while the budget
-/// of such requests is spent: 429 at once, the connection closed (its slot
-/// freed for others), and the request's line saying why.
-fn over_budget(budget: &SlowBudget, exchange: &mut Exchange) -> Outcome {
-    let why = format!(
-        "{} requests slowed by x-fault-* headers are in flight, the most A allows \
-         ({HEADER_SLOW_SHARE_PERCENT}% of server.max_connections); try again later",
-        budget.limit
-    );
-    exchange.keep("refused", "header_fault_budget".to_owned());
-    let refusal = ApiError {
-        status: StatusCode::TooManyRequests,
-        message: why.into(),
-    };
-    let mut res = refusal.into_response();
-    res.insert_header("retry-after", "1");
-    res.insert_header(CONNECTION, "close");
-    res.into()
-}
-
-/// The answer a plan that answers at all gives: the echo or a failure,
-/// marked, then cut short, slowed, or sent as is.
-async fn answer(plan: &Plan, msg: &str, method: Method) -> Outcome {
-    let mut res = match plan.fail {
-        Some(code) => injected_failure(code, plan.retry_after),
-        None if plan.broken == Broken::BadBody => bad_body(),
-        None => json(StatusCode::Ok, &Echo { echo: msg }),
-    };
-    if let Some(label) = plan.label() {
-        res.insert_header(FAULT_INJECTED, label);
-    }
-    // A status http-types cannot name (420, 599) or an interim 1xx: written
-    // here, byte by byte, then the connection closes.
-    let unnamed = plan
-        .fail
-        .filter(|&code| code < 200 || StatusCode::try_from(code).is_err());
-    if let Some(code) = unnamed.filter(|_| plan.broken != Broken::Truncate) {
-        res.insert_header(CONNECTION, "close");
-        let Ok(bytes) = exact_status(res, code, method).await else {
-            return Outcome::Dropped;
-        };
-        return Outcome::Raw {
-            bytes,
-            status: if (200..=299).contains(&code) {
-                "ok"
-            } else {
-                "error"
-            },
-            http_status: code,
-        };
-    }
-    if plan.broken == Broken::Truncate {
-        let http_status = plan.fail.unwrap_or(u16::from(res.status()));
-        res.insert_header(CONNECTION, "close");
-        let encoded = match unnamed {
-            Some(code) => exact_status(res, code, method).await,
-            None => http::encode(res, method).await,
-        };
-        let Ok(mut bytes) = encoded else {
-            return Outcome::Dropped;
-        };
-        let head = bytes
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(0, |i| i + 4);
-        bytes.truncate(head + (bytes.len() - head) / 2);
-        return Outcome::Raw {
-            bytes,
-            status: "truncated",
-            http_status,
-        };
-    }
-    if plan.body_delay.is_zero() && plan.bytes_per_s == 0 {
-        return res.into();
-    }
-    let bytes = res.take_body().into_bytes().await.unwrap_or_default();
-    Outcome::Slow {
-        res: Box::new(res),
-        bytes,
-        stall: plan.body_delay,
-        bytes_per_s: plan.bytes_per_s,
-        within: plan.trickle_within,
-        slot: None,
-    }
-}
-
-/// `res` on the wire with status `code` in its status line, whatever
-/// http-types can name. A 1xx is a head alone (HTTP gives interim answers no
-/// body); other codes keep the body and its `Content-Length`.
-async fn exact_status(res: Response, code: u16, method: Method) -> std::io::Result<Vec<u8>> {
-    let encoded = http::encode(res, method).await?;
-    let line_end = encoded.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
-    let head_end = encoded
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(encoded.len(), |i| i + 4);
-    let mut bytes = format!("HTTP/1.1 {code} {}", reason(code)).into_bytes();
-    if code < 200 {
-        // The fields but the body's framing, then the blank line.
-        for line in encoded[line_end..head_end].split(|&b| b == b'\n') {
-            let lower = line.to_ascii_lowercase();
-            if !lower.starts_with(b"content-length") && !lower.starts_with(b"transfer-encoding") {
-                bytes.extend_from_slice(line);
-                bytes.push(b'\n');
-            }
-        }
-        bytes.truncate(bytes.len().saturating_sub(1));
-        return Ok(bytes);
-    }
-    bytes.extend_from_slice(&encoded[line_end..]);
-    Ok(bytes)
-}
-
-/// A reason phrase for a status http-types may not name: the ones servers
-/// commonly send (nginx, Cloudflare, AWS), else a plain description.
-fn reason(code: u16) -> &'static str {
-    match code {
-        420 => "Enhance Your Calm",
-        499 => "Client Closed Request",
-        520 => "Web Server Returned an Unknown Error",
-        521 => "Web Server Is Down",
-        522 => "Connection Timed Out",
-        523 => "Origin Is Unreachable",
-        524 => "A Timeout Occurred",
-        525 => "SSL Handshake Failed",
-        526 => "Invalid SSL Certificate",
-        527 => "Railgun Error",
-        598 => "Network Read Timeout Error",
-        599 => "Network Connect Timeout Error",
-        _ => StatusCode::try_from(code).map_or("Injected Failure", |s| s.canonical_reason()),
-    }
-}
-
-/// Bytes that are not HTTP: a line no HTTP parser accepts, then seeded
-/// random printable bytes, ending as a head would, so a client sees a
-/// complete head it cannot parse (`bad_response`), not a short read.
-fn garbage(seed: u64) -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut bytes = b"NOT-HTTP ".to_vec();
-    bytes.extend((0..64).map(|_| rng.u8(b'!'..=b'~')));
-    bytes.extend_from_slice(b"\r\n\r\n");
-    bytes
-}
-
-/// A 200 whose body is not `{"echo": string}`: what a misrouted request
-/// or a confused proxy answers.
-fn bad_body() -> Response {
-    let mut res = Response::new(StatusCode::Ok);
-    res.set_body("<html><body>this is not the echo you are looking for</body></html>");
-    res.set_content_type(http_types::mime::HTML);
-    res
-}
-
-/// The caller's budget from `x-request-timeout-ms`, if it sent a sensible one.
-fn caller_budget(req: &Request) -> Option<Duration> {
-    let ms: u64 = req
-        .header(REQUEST_TIMEOUT_MS)?
-        .last()
-        .as_str()
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_millis(ms))
-}
-
-#[derive(Serialize)]
-struct Echo<'a> {
-    echo: &'a str,
-}
-
-/// `{"error":"injected failure","status":N}` with status N (500 in the
-/// `Response` when http-types cannot name N: [`exact_status`] writes N), and
-/// `Retry-After` when asked.
-fn injected_failure(code: u16, retry_after: Option<u64>) -> Response {
-    #[derive(Serialize)]
-    struct Failure {
-        error: &'static str,
-        status: u16,
-    }
-    let status = StatusCode::try_from(code).unwrap_or(StatusCode::InternalServerError);
-    let mut res = json(
-        status,
-        &Failure {
-            error: "injected failure",
-            status: code,
-        },
-    );
-    if let Some(seconds) = retry_after {
-        res.insert_header("retry-after", seconds.to_string());
-    }
-    res
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fault::FaultSettings;
+    use http_types::Response;
+    use service_runtime::wire::FAULT_INJECTED;
 
     fn app(settings: FaultSettings) -> Arc<App> {
         Arc::new(App::new(Faults::new(settings), 1024))

@@ -1,11 +1,14 @@
-//! Service A: echoes `msg`, and misbehaves as `[fault]` in its config says.
+//! Service A: echoes `msg` (or forwards to `[proxy] upstream`), and misbehaves
+//! as `[fault]` in its config says.
 //!
 //! # Layout
 //!
 //! - `echo`: the endpoints and their log lines.
-//! - `fault`: every injected fault, decided per request.
+//! - `fault`: every injected fault, decided per request, applied to any answer.
+//! - `proxy`: proxy mode, A in front of another service (`[proxy] upstream`).
 //! - `slow_body`: answer bodies that stall or trickle.
 //! - `reload`: what an edit of the config file does while A runs.
+//! - `admin`: the control API, faults read and changed over HTTP.
 //! - `config`: the settings and their limits.
 
 #![forbid(unsafe_code)]
@@ -13,15 +16,22 @@
 // Nothing reachable from a request may panic; tests may unwrap (clippy.toml).
 #![deny(clippy::unwrap_used)]
 
+mod admin;
 mod config;
 mod echo;
 mod fault;
+mod proxy;
 mod reload;
 mod slow_body;
 
 use std::sync::Arc;
 
-use service_runtime::server::EXECUTOR;
+use service_runtime::cli::exit_with;
+use service_runtime::config::ServerSettings;
+use service_runtime::connection::Context;
+use service_runtime::log::Line;
+use service_runtime::metrics::{HttpMetrics, Registry};
+use service_runtime::server::{Limits, EXECUTOR, EXIT_START_FAILED};
 use service_runtime::service::Service;
 
 use crate::config::Settings;
@@ -34,14 +44,25 @@ const SERVICE: Service = Service {
     default_config: "config/service-a.toml",
     env_prefix: "SERVICE_A_",
     descriptors_per_connection: 1,
+    keep_bodies: false,
 };
 
 fn main() {
     let (source, loaded) = SERVICE.load::<Settings>();
-    let app = Arc::new(App::new(
-        Faults::new(loaded.settings.fault.clone()),
-        loaded.settings.server.max_connections as usize,
-    ));
+    let upstream = proxy::Upstream::new(&loaded.settings.proxy);
+    // As a proxy, a client's connection may hold one to the upstream too.
+    let service = Service {
+        keep_bodies: upstream.is_some(),
+        descriptors_per_connection: if upstream.is_some() { 2 } else { 1 },
+        ..SERVICE
+    };
+    let app = Arc::new(
+        App::new(
+            Faults::new(loaded.settings.fault.clone()),
+            loaded.settings.server.max_connections as usize,
+        )
+        .proxying(upstream),
+    );
     let (hangup, hangups) = smol::channel::unbounded();
     let target = reload::Reload {
         source: source.clone(),
@@ -56,11 +77,54 @@ fn main() {
             target,
         ))
         .detach();
+    if let Ok(Some(addr)) = loaded.settings.admin.addr() {
+        serve_admin(addr, app.clone(), &loaded.settings.server);
+    }
     let metrics = app.http.clone();
     let on_hangup = move || {
         let _ = hangup.try_send(());
     };
-    SERVICE.serve(&source, &loaded, metrics, on_hangup, move |req| {
+    service.serve(&source, &loaded, metrics, on_hangup, move |req| {
         echo::handle(app.clone(), req)
     });
+}
+
+/// Starts the control API on `addr` (exit 1 if it cannot listen there); it
+/// serves until A exits.
+fn serve_admin(addr: std::net::SocketAddr, app: Arc<App>, server: &ServerSettings) {
+    let listener = match smol::block_on(service_runtime::server::bind(addr)) {
+        Ok(listener) => listener,
+        Err(e) => exit_with(
+            SERVICE.binary,
+            EXIT_START_FAILED,
+            format!("the control API ([admin] listen): {e:#}"),
+        ),
+    };
+    let url = listener
+        .local_addr()
+        .map_or_else(|_| addr.to_string(), |a| a.to_string());
+    let ctx = Context {
+        handler: move |req| admin::handle(app.clone(), req),
+        metrics: HttpMetrics::register(&mut Registry::default()),
+        service: "A",
+        timeout: server.header_timeout(),
+        keep_bodies: true,
+    };
+    let limits = Limits {
+        client_timeout: server.header_timeout(),
+        max_connections: admin::MAX_ADMIN_CONNECTIONS as usize,
+        shutdown_grace: server.shutdown_grace(),
+    };
+    EXECUTOR
+        .spawn(service_runtime::server::serve(
+            listener,
+            ctx,
+            limits,
+            std::future::pending::<()>(),
+        ))
+        .detach();
+    Line::new("A")
+        .str("event", "admin_start")
+        .str("url", &format!("http://{url}"))
+        .emit();
 }

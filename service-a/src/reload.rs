@@ -1,5 +1,6 @@
 //! What A does with a saved edit of its config file (the runtime's
-//! `reload::watch` finds the edit): `[fault]` is put in force at once;
+//! `reload::watch` finds the edit): `[fault]` is put in force at once (over
+//! whatever the control API had set);
 //! any other key that changed is named in `event=config_restart_needed`,
 //! since A runs with what it started with.
 
@@ -9,7 +10,7 @@ use service_runtime::config::ConfigSource;
 use service_runtime::reload::{self, Apply};
 
 use crate::config::Settings;
-use crate::echo::App;
+use crate::echo::{App, Source};
 use crate::fault::Faults;
 
 /// Applies a settled version of A's file.
@@ -44,8 +45,7 @@ impl Apply for Reload {
         }
         // In force before it is said: whoever reads the line finds it applied.
         self.app
-            .faults
-            .store(Arc::new(Faults::new(fresh.fault.clone())));
+            .put_faults(Faults::new(fresh.fault.clone()), Source::File);
         fresh
             .fault
             .log_fields(reload::line(&self.source, "config_reloaded"))

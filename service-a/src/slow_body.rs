@@ -38,7 +38,7 @@ pub struct Ending {
     pub http_status: u16,
     /// The request's place in the budget of header-slowed requests, given
     /// back when the body is done.
-    pub slot: Option<crate::echo::SlowSlot>,
+    pub slot: Option<crate::fault::SlowSlot>,
 }
 
 /// A body that waits, then sends `bytes` at a bounded rate.

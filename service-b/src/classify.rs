@@ -14,78 +14,10 @@ use std::io;
 
 use http_types::StatusCode;
 use serde::Deserialize;
+pub use service_runtime::answer::{closed_early, Failure};
 use service_runtime::wire;
 
 use crate::kind::{CallError, ErrorKind};
-
-/// A fact about a failed exchange with A, as the pool saw it on the socket.
-#[derive(Debug)]
-pub enum Failure {
-    /// No connection could be opened (refused, no route, out of descriptors).
-    Connect(io::Error),
-    /// The connection ended before a complete answer.
-    Closed(Closed),
-    /// Reading or writing the connection failed otherwise.
-    Read(io::Error),
-    /// What came back was not a valid HTTP answer.
-    Malformed(String),
-}
-
-/// How a connection ended before a complete answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Closed {
-    /// A closed it cleanly (FIN): end of stream.
-    Fin,
-    /// A reset it (RST): "connection reset by peer".
-    Reset,
-    /// A closed it after part of a body whose length it had announced.
-    ShortBody {
-        /// Body bytes received.
-        got: usize,
-        /// The `Content-Length` A announced.
-        announced: usize,
-    },
-}
-
-impl std::fmt::Display for Closed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Closed::Fin => write!(f, "A closed the connection (FIN) before a complete answer"),
-            Closed::Reset => write!(
-                f,
-                "A reset the connection (RST, reset by peer) before a complete answer"
-            ),
-            Closed::ShortBody { got, announced } => write!(
-                f,
-                "A closed the connection after {got} of the {announced} body bytes it announced \
-                 (Content-Length): the body was short"
-            ),
-        }
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Connect(e) => write!(f, "cannot connect: {e}"),
-            Failure::Closed(how) => how.fmt(f),
-            Failure::Read(e) => write!(f, "the connection to A failed: {e}"),
-            Failure::Malformed(why) => write!(f, "not a valid HTTP answer: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for Failure {}
-
-/// How the peer ended the connection, if this io error means it did.
-pub fn closed_early(kind: io::ErrorKind) -> Option<Closed> {
-    use io::ErrorKind::*;
-    match kind {
-        ConnectionReset | ConnectionAborted => Some(Closed::Reset),
-        BrokenPipe | UnexpectedEof => Some(Closed::Fin),
-        _ => None,
-    }
-}
 
 /// B's own limits, not A's fault: out of file descriptors (per process or
 /// system-wide), of buffers, or of local ports to connect from.
@@ -106,6 +38,9 @@ fn out_of_resources(e: &io::Error) -> bool {
         || Errno::from_io_error(e).is_some_and(|errno| OUT_OF.contains(&errno))
 }
 
+/// Who B calls, as the decoder's facts are told in B's messages.
+const PEER: &str = "A";
+
 /// The KIND of a failure the pool reported for A at `authority`.
 pub fn failure(failure: &Failure, authority: &str) -> CallError {
     match failure {
@@ -124,9 +59,9 @@ pub fn failure(failure: &Failure, authority: &str) -> CallError {
             ErrorKind::Unreachable,
             format!("cannot reach {authority}: {e}"),
         ),
-        Failure::Closed(how) => CallError::new(ErrorKind::ConnectionReset, how.to_string()),
-        Failure::Read(_) => CallError::new(ErrorKind::ConnectionReset, failure.to_string()),
-        Failure::Malformed(_) => CallError::new(ErrorKind::BadResponse, failure.to_string()),
+        Failure::Closed(how) => CallError::new(ErrorKind::ConnectionReset, how.describe(PEER)),
+        Failure::Read(_) => CallError::new(ErrorKind::ConnectionReset, failure.describe(PEER)),
+        Failure::Malformed(_) => CallError::new(ErrorKind::BadResponse, failure.describe(PEER)),
     }
 }
 
@@ -269,6 +204,7 @@ pub fn caller_asked(mut err: CallError) -> CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use service_runtime::answer::Closed;
 
     fn surf(e: impl Into<anyhow::Error>) -> surf::Error {
         surf::Error::new(StatusCode::InternalServerError, e)

@@ -45,6 +45,7 @@ const SERVICE: Service = Service {
     default_config: "config/service-b.toml",
     env_prefix: "SERVICE_B_",
     descriptors_per_connection: 2,
+    keep_bodies: false,
 };
 
 fn main() {

@@ -1,5 +1,5 @@
 //! Skipping a request body, byte-exact, so the next pipelined request starts
-//! where this one ends.
+//! where this one ends (or keeping its data, for a service that proxies it).
 //!
 //! Neither service reads a request body, but a client may send one, and the
 //! bytes after it are the next request. [`Skip`] is fed whatever the
@@ -80,6 +80,17 @@ impl Skip {
     /// the next request) or a line is incomplete: feed it again with more
     /// bytes appended. A line longer than [`MAX_HEAD_BYTES`] is refused.
     pub fn feed(&mut self, input: &[u8]) -> Result<usize, ApiError> {
+        self.feed_into(input, None)
+    }
+
+    /// [`feed`](Self::feed), appending the body's data (without the chunked
+    /// framing) to `sink` when there is one: a proxy passes the body on. The
+    /// data is at most [`MAX_BODY_BYTES`], as announced and checked.
+    pub fn feed_into(
+        &mut self,
+        input: &[u8],
+        mut sink: Option<&mut Vec<u8>>,
+    ) -> Result<usize, ApiError> {
         let mut used = 0;
         loop {
             let rest = &input[used..];
@@ -96,7 +107,11 @@ impl Skip {
                         self.state = State::Done;
                     }
                     // `take` is at most `rest.len()`, a usize.
-                    usize::try_from(take).unwrap_or(rest.len())
+                    let take = usize::try_from(take).unwrap_or(rest.len());
+                    if let Some(sink) = sink.as_deref_mut() {
+                        sink.extend_from_slice(&rest[..take]);
+                    }
+                    take
                 }
                 State::Size => match rest.iter().position(|&b| b == b'\n') {
                     None => 0,

@@ -7,7 +7,8 @@
 //!
 //! 1. **Bounded memory.** Each connection has one buffer of
 //!    [`MAX_HEAD_BYTES`], allocated once and kept across its requests. Heads
-//!    are parsed in it; bodies pass through it and are dropped; bytes read
+//!    are parsed in it; bodies pass through it and are dropped (or, for a
+//!    service that keeps them, A as a proxy, kept up to `MAX_BODY_BYTES`); bytes read
 //!    ahead stay in it for the next request, so pipelined requests are
 //!    answered in order and nothing read is lost.
 //! 2. **Bounded waits.** Each wait on the client has the timeout
@@ -114,6 +115,10 @@ pub struct Context<H> {
     pub service: &'static str,
     /// The longest wait on a client without progress.
     pub timeout: Duration,
+    /// Hand each request's body to the handler (at most
+    /// [`MAX_BODY_BYTES`](crate::head::MAX_BODY_BYTES), as checked while it is
+    /// read); otherwise bodies are skipped unread.
+    pub keep_bodies: bool,
 }
 
 /// Serves one connection until the client closes, breaks a rule, is too
@@ -145,7 +150,7 @@ where
         // 1. The head, within the timeout from now.
         conn.watchdog.progress();
         let began = Instant::now();
-        let head = loop {
+        let mut head = loop {
             if conn.end > conn.start {
                 match head::parse(&conn.buf[conn.start..conn.end]) {
                     Ok(Some(head)) => break head,
@@ -194,10 +199,11 @@ where
                 );
                 return log_refusal(ctx, &error, &path, began);
             }
-            let skipped = conn.skip_body(head.framing).await;
+            let skipped = conn.skip_body(head.framing, ctx.keep_bodies).await;
             in_flight.disarm();
             match skipped {
-                Ok(()) => {}
+                Ok(body) if ctx.keep_bodies => head.request.set_body(body),
+                Ok(_) => {}
                 Err(BodyError::Refused(error)) => {
                     return conn.refuse(ctx, error, &path, began).await
                 }
@@ -419,15 +425,17 @@ impl Conn {
 
     /// Skips a body of `framing`, each read making progress within the timeout.
     /// Skips a body of `framing` before the watchdog's deadline.
-    async fn skip_body(&mut self, framing: Framing) -> Result<(), BodyError> {
+    /// Its data, when `keep` (else nothing is kept).
+    async fn skip_body(&mut self, framing: Framing, keep: bool) -> Result<Vec<u8>, BodyError> {
         let mut skip = Skip::new(framing);
+        let mut body = Vec::new();
         loop {
             let used = skip
-                .feed(&self.buf[self.start..self.end])
+                .feed_into(&self.buf[self.start..self.end], keep.then_some(&mut body))
                 .map_err(BodyError::Refused)?;
             self.start += used;
             if skip.is_done() {
-                return Ok(());
+                return Ok(body);
             }
             self.compact();
             match self

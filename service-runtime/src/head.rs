@@ -33,8 +33,9 @@ pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// The most header fields in one head (Envoy's default is 100, hyper's 100).
 pub const MAX_HEADERS: usize = 128;
 
-/// The largest request body accepted, as nginx's `client_max_body_size`:
-/// neither service reads a body, so one is skipped, never kept.
+/// The largest request body accepted, as nginx's `client_max_body_size`: a
+/// body is skipped, never kept, except by A as a proxy, which passes at most
+/// this much on.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 
 /// How the request's body is delimited (RFC 9112 §6.3).

@@ -8,6 +8,7 @@
 //! - [`server`]: executor threads, the accept loop, the connection limit, graceful stop.
 //! - [`connection`]: one connection's requests in turn; every wait on the client bounded.
 //! - [`head`]: a request head parsed from bounded bytes, framing checked (RFC 9112).
+//! - [`answer`]: an upstream's answer read from bounded bytes, framing checked (B's calls, A's proxy).
 //! - [`body`]: a request body skipped byte-exact, so pipelined requests stay whole.
 //! - [`exchange`]: one request's trace, clock, log line and metrics.
 //! - [`wire`]: every header and status that crosses the wire between caller, B and A.
@@ -25,6 +26,7 @@
 // Nothing reachable from a request may panic; tests may unwrap (clippy.toml).
 #![deny(clippy::unwrap_used)]
 
+pub mod answer;
 pub mod body;
 pub mod cli;
 pub mod config;

@@ -35,6 +35,8 @@ pub struct Service {
     /// connection to A too). With `server.max_connections` it sets the
     /// descriptor limit the service asks for at start.
     pub descriptors_per_connection: u64,
+    /// Hand request bodies to the handler (A as a proxy); else they are skipped.
+    pub keep_bodies: bool,
 }
 
 impl Service {
@@ -117,6 +119,7 @@ impl Service {
                 metrics,
                 service: name,
                 timeout: settings.header_timeout(),
+                keep_bodies: self.keep_bodies,
             };
             let stopped = server::serve(listener, ctx, Limits::from(settings), stop).await;
             Line::new(name)

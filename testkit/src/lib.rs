@@ -8,6 +8,8 @@
 //! - [`http`]: a tiny blocking HTTP/1.1 client that also sends raw bytes.
 //! - [`edge`]: checks of the HTTP edge both services share (refusals, HTTP/1.0).
 //! - [`fake`]: a fake A that misbehaves the ways a real peer can.
+//! - [`nginx`]: a real nginx on a free port, for the proxy tests that need one.
+//! - [`upstream`]: a real upstream that mirrors what it received, for A as a proxy.
 
 // Two `unsafe` blocks: `Launch::descriptor_limit`'s `pre_exec` (unix) and
 // `Proc::terminate`'s Ctrl+Break (Windows); none elsewhere.
@@ -17,6 +19,8 @@
 pub mod edge;
 pub mod fake;
 pub mod http;
+pub mod nginx;
+pub mod upstream;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;

@@ -70,6 +70,7 @@ pub fn spawn(listener: std::net::TcpListener, shared: Arc<Shared>) -> anyhow::Re
                     metrics: metrics(),
                     service: "console",
                     timeout: CLIENT_TIMEOUT,
+                    keep_bodies: false,
                 };
                 let limits = Limits {
                     client_timeout: CLIENT_TIMEOUT,

@@ -49,7 +49,7 @@ const PROBE_EVERY: Duration = Duration::from_millis(100);
 
 /// Runs the experiment; returns whether every expectation was met.
 pub fn run(opts: &Options) -> anyhow::Result<bool> {
-    let e = scenario::load(&opts.file, opts.scale)?;
+    let mut e = scenario::load(&opts.file, opts.scale)?;
     let (bin_dir, build) = binaries()?;
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let stem = opts
@@ -66,6 +66,23 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
     let a_bin = bin_dir.join(format!("service-a{exe}"));
     let b_bin = bin_dir.join(format!("service-b{exe}"));
     let mut fault = e.a_fault.clone();
+    // `behind = "echo"`: the real server A stands in front of, for the whole run.
+    let _server = match e.behind_echo {
+        false => None,
+        true => {
+            let server = Launch::new(&a_bin, "[server]\nport = 0\n")
+                .discard_lines()
+                .try_start()
+                .map_err(|x| {
+                    anyhow::anyhow!(
+                        "the echo server behind A did not start: {}",
+                        x.stderr.trim()
+                    )
+                })?;
+            e.proxy_to(&server.url);
+            Some(server)
+        }
+    };
     let a = Launch::new(&a_bin, &e.a_toml(0, &fault))
         .try_start()
         .map_err(|x| {

@@ -47,6 +47,7 @@ const FAULT_KEYS: &[&str] = &[
     "probability",
     "seed",
     "allow_headers",
+    "rules",
 ];
 
 /// The headers A honours for one request (README, "Breaking A: [fault]").
@@ -80,6 +81,9 @@ const MAX_GRACE_MS: i64 = 8000;
 #[serde(deny_unknown_fields)]
 struct RawExperiment {
     title: Option<String>,
+    /// `"echo"`: A runs as a fault proxy in front of a real server (a
+    /// second A, echoing, that no phase touches).
+    behind: Option<String>,
     #[serde(default)]
     a: toml::Table,
     #[serde(default)]
@@ -177,6 +181,8 @@ pub struct Phase {
 #[derive(Debug, Clone)]
 pub struct Experiment {
     pub title: String,
+    /// A is a proxy in front of a second A that echoes (`behind = "echo"`).
+    pub behind_echo: bool,
     /// A's config without `[fault]` (the runner adds the port and the fault).
     pub a: toml::Table,
     /// A's `[fault]` before the first phase.
@@ -211,6 +217,16 @@ impl Experiment {
                 start
             })
             .collect()
+    }
+
+    /// Puts A in front of `url` (`[proxy] upstream`).
+    pub fn proxy_to(&mut self, url: &str) {
+        set(
+            &mut self.a,
+            "proxy",
+            "upstream",
+            toml::Value::String(url.into()),
+        );
     }
 
     /// A's TOML: its settings, `port`, and `fault` as its `[fault]`.
@@ -492,7 +508,18 @@ pub fn parse(text: &str, scale: Scale) -> anyhow::Result<Experiment> {
             expect: p.expect,
         });
     }
+    let behind_echo = match raw.behind.as_deref() {
+        None => false,
+        Some("echo") => true,
+        Some(other) => bail!(
+            "behind = {other:?}: allowed: \"echo\" (A as a proxy in front of a second A that echoes)"
+        ),
+    };
+    if a.get("proxy").and_then(|p| p.get("upstream")).is_some() {
+        bail!("a.proxy.upstream: the runner sets it (behind = \"echo\"); remove it");
+    }
     Ok(Experiment {
+        behind_echo,
         title: raw.title.unwrap_or_else(|| "experiment".into()),
         a,
         a_fault,

@@ -1,10 +1,13 @@
 //! Service A across processes: the real binary on a free port with a temporary config.
 
+mod admin;
 mod config;
 mod echo;
 mod faults;
 mod http_edge;
 mod limits;
+mod proxy;
+mod readme_fixture;
 mod reload;
 mod robust;
 mod shutdown;

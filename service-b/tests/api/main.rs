@@ -14,6 +14,7 @@ mod real_faults;
 mod resilience;
 mod robust;
 mod soak;
+mod through_proxy;
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 

@@ -1,0 +1,199 @@
+//! The dice: each (re)load's counter (for `fail_first`) and random generator
+//! (for `probability`, jitter, the lognormal delay, weighted statuses and
+//! garbage bytes, seeded by `seed`), and the draw of one request's plan.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use http_types::Request;
+use service_runtime::http::ApiError;
+use service_runtime::wire;
+
+use super::plan::Plan;
+use super::rules::Rule;
+use super::settings::FaultSettings;
+
+/// The z-score of the 99th percentile of a normal distribution: a lognormal
+/// delay with median m and 99th percentile p has sigma = ln(p / m) / Z_99.
+const Z_99: f64 = 2.326_347_874;
+
+/// Where a failure's status comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Statuses {
+    One(u16),
+    Weighted(Vec<(u16, u32)>),
+}
+
+impl Statuses {
+    pub(super) fn draw(&self, rng: &mut fastrand::Rng) -> u16 {
+        match self {
+            Statuses::One(code) => *code,
+            Statuses::Weighted(weighted) => {
+                let total: u64 = weighted.iter().map(|(_, w)| u64::from(*w)).sum();
+                let mut pick = rng.u64(0..total.max(1));
+                for (code, weight) in weighted {
+                    if pick < u64::from(*weight) {
+                        return *code;
+                    }
+                    pick -= u64::from(*weight);
+                }
+                weighted.last().map_or(500, |(code, _)| *code)
+            }
+        }
+    }
+}
+
+/// How long an affected request waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delay {
+    Fixed {
+        ms: u64,
+        jitter_ms: u64,
+    },
+    LogNormal {
+        p50_ms: u64,
+        p99_ms: u64,
+        cap_ms: u64,
+    },
+}
+
+impl Delay {
+    pub(super) fn draw(self, rng: &mut fastrand::Rng) -> Duration {
+        match self {
+            Delay::Fixed { ms, jitter_ms: 0 } => Duration::from_millis(ms),
+            Delay::Fixed { ms, jitter_ms } => Duration::from_millis(ms + rng.u64(0..=jitter_ms)),
+            Delay::LogNormal {
+                p50_ms,
+                p99_ms,
+                cap_ms,
+            } => {
+                let mu = (p50_ms as f64).ln();
+                let sigma = ((p99_ms as f64) / (p50_ms as f64)).ln() / Z_99;
+                // Box-Muller: a standard normal from two uniforms in (0, 1].
+                let (u1, u2) = (1.0 - rng.f64(), rng.f64());
+                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                let ms = (mu + sigma * z).exp().min(cap_ms as f64);
+                Duration::from_secs_f64(ms / 1000.0)
+            }
+        }
+    }
+}
+
+/// The faults in force since the last (re)load (or API change): the
+/// top-level dice and each rule's, each with its own counter and generator.
+#[derive(Debug)]
+pub struct Faults {
+    /// The settings as loaded.
+    pub settings: FaultSettings,
+    base: Dice,
+    /// In the order written: the first that matches draws.
+    rules: Vec<(Rule, Dice)>,
+}
+
+/// One set of faults' counter (`/echo` or proxied requests it drew for,
+/// for `fail_first`) and dice.
+#[derive(Debug)]
+struct Dice {
+    settings: FaultSettings,
+    seen: AtomicU64,
+    /// Seeded by `seed`; locked only for the draws of one request.
+    rng: Mutex<fastrand::Rng>,
+    /// No setting can touch a request: the hot path skips the dice.
+    inert: bool,
+}
+
+impl Faults {
+    /// Fresh state for freshly loaded settings. A rule without a seed of
+    /// its own, under a top-level seed, is seeded from it (its place added),
+    /// so one seed replays every rule too.
+    pub fn new(settings: FaultSettings) -> Self {
+        let base = Dice::new(settings.clone(), settings.seed);
+        let rules = settings
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let seed = rule
+                    .fault
+                    .seed
+                    .or(settings.seed.map(|s| s.wrapping_add(i as u64 + 1)));
+                (rule.clone(), Dice::new(rule.fault.clone(), seed))
+            })
+            .collect();
+        Self {
+            settings,
+            base,
+            rules,
+        }
+    }
+
+    /// Decides what happens to one request: the first rule's faults that
+    /// matches it (else the top level's), then its headers.
+    pub fn plan(&self, req: &Request) -> Result<Plan, ApiError> {
+        let dice = self
+            .rules
+            .iter()
+            .find(|(rule, _)| rule.matches(req))
+            .map_or(&self.base, |(_, dice)| dice);
+        let mut plan = dice.draw();
+        // Most requests carry no fault header: one pass over the few
+        // headers there are spares a dozen lookups.
+        let asks = || {
+            req.iter()
+                .any(|(name, _)| name.as_str().starts_with(wire::FAULT_PREFIX))
+        };
+        if self.settings.allow_headers && asks() {
+            // A generator of its own: a header's draws never shift the
+            // seeded sequence of the file's faults.
+            plan.apply_headers(req, &mut fastrand::Rng::new())?;
+        }
+        Ok(plan.settled(req.method() == http_types::Method::Head))
+    }
+}
+
+impl Dice {
+    fn new(settings: FaultSettings, seed: Option<u64>) -> Self {
+        let rng = seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
+        Self {
+            inert: settings.is_inert(),
+            settings,
+            seen: AtomicU64::new(0),
+            rng: Mutex::new(rng),
+        }
+    }
+
+    fn draw(&self) -> Plan {
+        let s = &self.settings;
+        if self.inert {
+            return Plan::default();
+        }
+        let n = self.seen.fetch_add(1, Ordering::Relaxed);
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        let affected = s.probability >= 1.0 || rng.f64() < s.probability;
+        let failing = if s.fail_first > 0 {
+            n < s.fail_first
+        } else {
+            affected && s.fail
+        };
+        let fail = failing.then(|| s.statuses().draw(&mut rng));
+        let retry_after = (s.retry_after_s > 0).then_some(s.retry_after_s);
+        if !affected {
+            return Plan {
+                fail,
+                retry_after,
+                ..Plan::default()
+            };
+        }
+        Plan {
+            delay: s.delay().draw(&mut rng),
+            fail,
+            retry_after,
+            broken: s.broken(),
+            garbage_seed: rng.u64(..),
+            body_delay: Duration::from_millis(s.body_delay_ms),
+            bytes_per_s: s.body_bytes_per_s,
+            ..Plan::default()
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! `[fault]` as written in the file (or sent to the control API): every key,
+//! its limits, and the log fields that show it. Pure data: no dice, no state.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use service_runtime::config::Invalid;
+use service_runtime::log::Line;
+
+use super::draw::{Delay, Statuses};
+use super::plan::Broken;
+use super::rules::{Rule, MAX_RULES};
+
+/// The longest delay the file may set (one hour): anything longer is a typo.
+pub(super) const MAX_DELAY_MS: u64 = 3_600_000;
+
+/// The fastest trickle worth the name; faster is just a body.
+pub(super) const MAX_BYTES_PER_S: u64 = 1_000_000;
+
+/// The longest `Retry-After` A will announce (a day).
+pub(super) const MAX_RETRY_AFTER_S: u64 = 86_400;
+
+/// `[fault]` in config/service-a.toml: read at start and again on every save.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultSettings {
+    /// Wait this long before answering.
+    pub delay_ms: u64,
+    /// Plus a uniform random 0..=jitter_ms.
+    pub jitter_ms: u64,
+    /// Instead of delay_ms/jitter_ms: a lognormal delay with this median...
+    pub delay_p50_ms: u64,
+    /// ...and this 99th percentile.
+    pub delay_p99_ms: u64,
+    /// Answer `fail_status` with `{"error":"injected failure","status":N}`.
+    pub fail: bool,
+    /// The status of an injected failure, any of 100..=599 (1xx are interim in HTTP: A sends the head alone and closes).
+    pub fail_status: u32,
+    /// Instead of `fail_status`: statuses drawn by weight, `{ 503 = 3, 500 = 1 }`.
+    pub fail_statuses: BTreeMap<String, u32>,
+    /// With a 429 or 503 failure, `Retry-After: N` (0: none).
+    pub retry_after_s: u64,
+    /// Close the connection without an answer (FIN), after the delay.
+    pub drop: bool,
+    /// Reset the connection (RST) without an answer, after the delay.
+    pub reset: bool,
+    /// Answer bytes that are not HTTP, then close.
+    pub garbage: bool,
+    /// Answer 200 with a body that is not `{"echo": ...}`.
+    pub bad_body: bool,
+    /// Announce the body's length, send half of it, then close.
+    pub truncate: bool,
+    /// Send the head at once, then stall the body this long.
+    pub body_delay_ms: u64,
+    /// Send the body at this many bytes per second (0: all at once).
+    pub body_bytes_per_s: u64,
+    /// Share of `/echo` requests affected, 0.0..=1.0.
+    pub probability: f64,
+    /// Fail only the first N requests after each (re)load, then answer normally.
+    pub fail_first: u64,
+    /// Seed for the random choices: the same seed, the same sequence of faults.
+    pub seed: Option<u64>,
+    /// Honour the `x-fault-*` request headers.
+    pub allow_headers: bool,
+    /// Faults for some requests only: the first rule that matches gives a
+    /// request's faults instead of the keys above (`[[fault.rules]]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+}
+
+impl Default for FaultSettings {
+    fn default() -> Self {
+        Self {
+            delay_ms: 0,
+            jitter_ms: 0,
+            delay_p50_ms: 0,
+            delay_p99_ms: 0,
+            fail: false,
+            fail_status: 500,
+            fail_statuses: BTreeMap::new(),
+            retry_after_s: 0,
+            drop: false,
+            reset: false,
+            garbage: false,
+            bad_body: false,
+            truncate: false,
+            body_delay_ms: 0,
+            body_bytes_per_s: 0,
+            probability: 1.0,
+            fail_first: 0,
+            seed: None,
+            allow_headers: true,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl FaultSettings {
+    /// Checks every `[fault]` key.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        Invalid::check_range("fault.delay_ms", self.delay_ms, 0..=MAX_DELAY_MS)?;
+        Invalid::check_range("fault.jitter_ms", self.jitter_ms, 0..=MAX_DELAY_MS)?;
+        Invalid::check_range("fault.delay_p50_ms", self.delay_p50_ms, 0..=MAX_DELAY_MS)?;
+        if self.delay_p50_ms > 0 {
+            Invalid::check_range(
+                "fault.delay_p99_ms",
+                self.delay_p99_ms,
+                self.delay_p50_ms..=MAX_DELAY_MS,
+            )?;
+            if self.delay_ms > 0 || self.jitter_ms > 0 {
+                return Err(Invalid {
+                    key: "fault.delay_p50_ms",
+                    value: self.delay_p50_ms.to_string(),
+                    expected: "0 while delay_ms or jitter_ms is set: one kind of delay at a time"
+                        .to_owned(),
+                });
+            }
+        } else if self.delay_p99_ms > 0 {
+            return Err(Invalid {
+                key: "fault.delay_p99_ms",
+                value: self.delay_p99_ms.to_string(),
+                expected: "0 unless delay_p50_ms is set too".to_owned(),
+            });
+        }
+        if !u16::try_from(self.fail_status).is_ok_and(sendable) {
+            return Err(Invalid {
+                key: "fault.fail_status",
+                value: self.fail_status.to_string(),
+                expected: sendable_list(),
+            });
+        }
+        for (code, weight) in &self.fail_statuses {
+            let status = code.trim().parse::<u16>().ok().filter(|c| sendable(*c));
+            if status.is_none() {
+                return Err(Invalid {
+                    key: "fault.fail_statuses",
+                    value: format!("{code} = {weight}"),
+                    expected: format!(
+                        "statuses among {} with whole-number weights, e.g. {{ 503 = 3, 500 = 1 }}",
+                        sendable_list()
+                    ),
+                });
+            }
+        }
+        if !self.fail_statuses.is_empty() && self.fail_statuses.values().all(|w| *w == 0) {
+            return Err(Invalid {
+                key: "fault.fail_statuses",
+                value: "all weights 0".to_owned(),
+                expected: "at least one weight above 0".to_owned(),
+            });
+        }
+        Invalid::check_range(
+            "fault.retry_after_s",
+            self.retry_after_s,
+            0..=MAX_RETRY_AFTER_S,
+        )?;
+        Invalid::check_range("fault.body_delay_ms", self.body_delay_ms, 0..=MAX_DELAY_MS)?;
+        Invalid::check_range(
+            "fault.body_bytes_per_s",
+            self.body_bytes_per_s,
+            0..=MAX_BYTES_PER_S,
+        )?;
+        Invalid::check_range("fault.probability", self.probability, 0.0..=1.0)?;
+        if self.rules.len() > MAX_RULES {
+            return Err(Invalid {
+                key: "fault.rules",
+                value: format!("{} rules", self.rules.len()),
+                expected: format!("at most {MAX_RULES}"),
+            });
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            rule.validate(i)?;
+        }
+        Ok(())
+    }
+
+    /// Adds every setting to a log line (`delay_ms=1500 fail=false ...`).
+    pub fn log_fields(&self, line: Line) -> Line {
+        let statuses: Vec<String> = self
+            .fail_statuses
+            .iter()
+            .map(|(code, weight)| format!("{code}:{weight}"))
+            .collect();
+        line.num("delay_ms", self.delay_ms)
+            .num("jitter_ms", self.jitter_ms)
+            .num("delay_p50_ms", self.delay_p50_ms)
+            .num("delay_p99_ms", self.delay_p99_ms)
+            .num("fail", self.fail)
+            .num("fail_status", self.fail_status)
+            .str("fail_statuses", &statuses.join(","))
+            .num("retry_after_s", self.retry_after_s)
+            .num("drop", self.drop)
+            .num("reset", self.reset)
+            .num("garbage", self.garbage)
+            .num("bad_body", self.bad_body)
+            .num("truncate", self.truncate)
+            .num("body_delay_ms", self.body_delay_ms)
+            .num("body_bytes_per_s", self.body_bytes_per_s)
+            .num("probability", self.probability)
+            .num("fail_first", self.fail_first)
+            .str(
+                "seed",
+                &self.seed.map_or("none".to_owned(), |s| s.to_string()),
+            )
+            .num("allow_headers", self.allow_headers)
+            .num("rules", self.rules.len())
+    }
+
+    /// True when no setting can touch a request: the hot path skips the dice.
+    pub(super) fn is_inert(&self) -> bool {
+        self == &Self {
+            probability: self.probability,
+            fail_status: self.fail_status,
+            fail_statuses: self.fail_statuses.clone(),
+            retry_after_s: self.retry_after_s,
+            seed: self.seed,
+            allow_headers: self.allow_headers,
+            rules: self.rules.clone(),
+            ..Self::default()
+        } && (self.fail_statuses.is_empty() || !self.fail)
+    }
+
+    /// The statuses a failure draws from, with their weights.
+    pub(super) fn statuses(&self) -> Statuses {
+        if self.fail_statuses.is_empty() {
+            return Statuses::One(self.fail_status as u16);
+        }
+        let weighted = self
+            .fail_statuses
+            .iter()
+            .filter_map(|(code, weight)| Some((code.trim().parse().ok()?, *weight)))
+            .collect();
+        Statuses::Weighted(weighted)
+    }
+
+    /// The delay of an affected request, before jitter: fixed or lognormal.
+    pub(super) fn delay(&self) -> Delay {
+        if self.delay_p50_ms > 0 {
+            Delay::LogNormal {
+                p50_ms: self.delay_p50_ms,
+                p99_ms: self.delay_p99_ms,
+                cap_ms: MAX_DELAY_MS,
+            }
+        } else {
+            Delay::Fixed {
+                ms: self.delay_ms,
+                jitter_ms: self.jitter_ms,
+            }
+        }
+    }
+
+    /// What breaks the answer, by precedence: reset, drop, garbage, truncate, bad_body.
+    pub(super) fn broken(&self) -> Broken {
+        [
+            (self.reset, Broken::Reset),
+            (self.drop, Broken::Drop),
+            (self.garbage, Broken::Garbage),
+            (self.truncate, Broken::Truncate),
+            (self.bad_body, Broken::BadBody),
+        ]
+        .into_iter()
+        .find_map(|(on, broken)| on.then_some(broken))
+        .unwrap_or_default()
+    }
+}
+
+/// Whether A can send `code` as an injected failure: any three-digit status
+/// HTTP allows, 100..=599. A writes the ones http-types cannot name (420, 499,
+/// 599) itself, and B reads every one back exactly.
+pub fn sendable(code: u16) -> bool {
+    (100..=599).contains(&code)
+}
+
+/// The statuses [`sendable`] accepts, for messages.
+pub fn sendable_list() -> String {
+    "100..=599".to_owned()
+}

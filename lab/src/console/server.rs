@@ -46,12 +46,23 @@ const JS: &str = include_str!("../../console/console.js");
 /// second (the charts' window moves on).
 pub const TICK: Duration = Duration::from_millis(250);
 
-/// Connections at once: a few browser tabs, each with its event stream and
-/// up to six requests (a browser's own limit per host).
-const MAX_CONNECTIONS: usize = 32;
+/// Connections at once. The page needs a few (a tab's event stream and up
+/// to six requests, a browser's own limit per host); the rest is room, so
+/// that sockets which send nothing (each held at most [`CLIENT_TIMEOUT`])
+/// cannot take every slot from the page's user. A loopback listener's
+/// connections cost a descriptor each: 256 stays far below the usual
+/// `ulimit -n` of 1024 beside the launcher's own pipes.
+pub const MAX_CONNECTIONS: usize = 256;
 
-/// The longest wait on a client (a head, a stalled read of our answer).
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Event streams at once: one per open tab. Past it a new stream is
+/// answered 503 (the open ones, the page's user's among them, keep running)
+/// and the refusal is said once until a stream closes.
+pub const MAX_STREAMS: usize = 8;
+
+/// The longest wait on a client (a head, a stalled read of our answer). A
+/// browser on loopback sends a head at once; a socket that sends nothing
+/// frees its slot after this.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long `POST /api/call` waits for B's and A's log lines after B's
 /// answer: the writer threads gather lines for a few milliseconds.
@@ -190,7 +201,7 @@ async fn route(
         "/" if reads => Ok(text("text/html; charset=utf-8", PAGE)),
         "/console.css" if reads => Ok(text("text/css; charset=utf-8", CSS)),
         "/console.js" if reads => Ok(text("text/javascript; charset=utf-8", JS)),
-        "/api/events" if reads => Ok(events(shared.clone())),
+        "/api/events" if reads => events(shared.clone()),
         "/api/fault" if reads => {
             let file = shared.a_config();
             let text = std::fs::read_to_string(&file).ok();
@@ -306,9 +317,32 @@ fn kinds() -> serde_json::Value {
         .collect()
 }
 
-/// `text/event-stream` of the live state.
-fn events(shared: Arc<Shared>) -> Reply {
+/// `text/event-stream` of the live state, or a 503 when [`MAX_STREAMS`]
+/// are open.
+fn events(shared: Arc<Shared>) -> Result<Reply, ApiError> {
+    let taken = shared
+        .streams
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_STREAMS).then_some(n + 1)
+        });
+    if taken.is_err() {
+        // Said once per episode: a flood of streams is one line, not a flood.
+        if !shared.streams_refusing.swap(true, Ordering::AcqRel) {
+            say(&format!(
+                "refused an event stream: {MAX_STREAMS} are open, the most the console \
+                 serves; close a tab (further refusals are not said until one closes)"
+            ));
+        }
+        return Err(ApiError {
+            status: StatusCode::ServiceUnavailable,
+            message: format!(
+                "{MAX_STREAMS} event streams are open, the most the console serves: close a tab"
+            )
+            .into(),
+        });
+    }
     let stream = Events {
+        _slot: StreamSlot(shared.clone()),
         shared,
         timer: Timer::after(Duration::ZERO),
         buf: Vec::new(),
@@ -319,13 +353,26 @@ fn events(shared: Arc<Shared>) -> Reply {
     let mut res = Response::new(StatusCode::Ok);
     res.set_body(Body::from_reader(smol::io::BufReader::new(stream), None));
     res.insert_header("content-type", "text/event-stream");
-    Reply::Stream(res)
+    Ok(Reply::Stream(res))
+}
+
+/// One of the [`MAX_STREAMS`], given back when the stream's body is dropped
+/// (the browser left, or the connection was cut).
+struct StreamSlot(Arc<Shared>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::AcqRel);
+        self.0.streams_refusing.store(false, Ordering::Release);
+    }
 }
 
 /// The event stream's body: a snapshot when the state changed (or a second
 /// passed), checked every [`TICK`]. Endless; the loop ends it when the
 /// browser leaves.
 struct Events {
+    /// Held for the stream's life, given back on drop.
+    _slot: StreamSlot,
     shared: Arc<Shared>,
     timer: Timer,
     buf: Vec<u8>,

@@ -366,7 +366,10 @@ fn idle_sockets_and_streams_do_not_lock_it_out() {
 
     // Assert
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert!(took < Duration::from_secs(2), "the page's request took {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "the page's request took {took:?}"
+    );
     let mut statuses = Vec::new();
     for s in &mut streams {
         s.set_read_timeout(Some(testkit::PATIENCE)).unwrap();

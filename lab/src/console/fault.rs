@@ -301,11 +301,7 @@ fn through_links(path: &Path) -> anyhow::Result<std::path::PathBuf> {
 
 /// Creates `tmp` afresh with `text`, with `kept`'s permissions from the
 /// start where the platform has modes.
-fn write_new(
-    tmp: &Path,
-    text: &str,
-    kept: Option<&std::fs::Permissions>,
-) -> std::io::Result<()> {
+fn write_new(tmp: &Path, text: &str, kept: Option<&std::fs::Permissions>) -> std::io::Result<()> {
     use std::io::Write as _;
     // A temporary file left by a crash is replaced.
     let _ = std::fs::remove_file(tmp);
@@ -511,7 +507,9 @@ mod tests {
 
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "mode {mode:o}");
-        assert!(std::fs::read_to_string(&path).unwrap().contains("fail = true "));
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("fail = true "));
     }
 
     /// A key given twice: the first wins, as on A's echo and `/api/load`.

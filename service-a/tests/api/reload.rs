@@ -213,7 +213,11 @@ fn no_file_at_start_is_not_an_error() {
         .without_file("config/service-a.toml")
         .env("SERVICE_A_SERVER__PORT", "0")
         .start();
-    assert!(a.lines()[0].contains("built-in defaults"), "{:?}", a.lines());
+    assert!(
+        a.lines()[0].contains("built-in defaults"),
+        "{:?}",
+        a.lines()
+    );
     // An absence has no event to wait for: give the watcher several polls.
     std::thread::sleep(service_runtime::reload::POLL_INTERVAL * 4);
     std::fs::create_dir_all(a.config.parent().unwrap()).unwrap();

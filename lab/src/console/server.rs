@@ -201,7 +201,7 @@ async fn route(
         "/" if reads => Ok(text("text/html; charset=utf-8", PAGE)),
         "/console.css" if reads => Ok(text("text/css; charset=utf-8", CSS)),
         "/console.js" if reads => Ok(text("text/javascript; charset=utf-8", JS)),
-        "/api/events" if reads => events(shared.clone()),
+        "/api/events" if reads => Ok(events(shared.clone())),
         "/api/fault" if reads => {
             let file = shared.a_config();
             let text = std::fs::read_to_string(&file).ok();
@@ -317,9 +317,9 @@ fn kinds() -> serde_json::Value {
         .collect()
 }
 
-/// `text/event-stream` of the live state, or a 503 when [`MAX_STREAMS`]
-/// are open.
-fn events(shared: Arc<Shared>) -> Result<Reply, ApiError> {
+/// `text/event-stream` of the live state, or a 503 (and the connection
+/// closed) when [`MAX_STREAMS`] are open.
+fn events(shared: Arc<Shared>) -> Reply {
     let taken = shared
         .streams
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -333,13 +333,16 @@ fn events(shared: Arc<Shared>) -> Result<Reply, ApiError> {
                  serves; close a tab (further refusals are not said until one closes)"
             ));
         }
-        return Err(ApiError {
-            status: StatusCode::ServiceUnavailable,
-            message: format!(
+        let mut res = error(
+            StatusCode::ServiceUnavailable,
+            &format!(
                 "{MAX_STREAMS} event streams are open, the most the console serves: close a tab"
-            )
-            .into(),
-        });
+            ),
+        );
+        // Closed at once: a flood of refused streams must not hold slots
+        // for the head timeout.
+        res.insert_header("connection", "close");
+        return Reply::Send(res);
     }
     let stream = Events {
         _slot: StreamSlot(shared.clone()),
@@ -353,7 +356,7 @@ fn events(shared: Arc<Shared>) -> Result<Reply, ApiError> {
     let mut res = Response::new(StatusCode::Ok);
     res.set_body(Body::from_reader(smol::io::BufReader::new(stream), None));
     res.insert_header("content-type", "text/event-stream");
-    Ok(Reply::Stream(res))
+    Reply::Stream(res)
 }
 
 /// One of the [`MAX_STREAMS`], given back when the stream's body is dropped

@@ -12,9 +12,10 @@
 //! retries; once no accept has failed for [`RECOVERED_FOR`] (1 s), the
 //! episode ends with `event=accept_recovered` (`failures`, and `lasted_ms`
 //! from the first failure to the last). Accepts that fail and work in turn
-//! near the limit are one episode, said once. At start, [`descriptor_limit`] raises the soft
-//! descriptor limit to what `max_connections` needs (within the hard limit)
-//! and says so, or warns when even the hard limit is too low.
+//! near the limit are one episode, said once. At start, [`descriptor_limit`]
+//! raises the soft descriptor limit to what `max_connections` needs (within
+//! the hard limit) and says so, or warns when even the hard limit is too low,
+//! with an estimate of the connections that fit ([`fits`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -206,8 +207,7 @@ where
 
     let accept_loop = async {
         let mut backoff = ACCEPT_BACKOFF_MIN;
-        // The episode under way, if accepts are failing or have only just
-        // started working again.
+        // The episode under way: accepts failed less than RECOVERED_FOR ago.
         let mut episode: Option<Episode> = None;
         loop {
             // An episode ends once no accept has failed for RECOVERED_FOR.
@@ -384,9 +384,9 @@ pub fn register_metrics(registry: &mut Registry) {
 pub const DESCRIPTOR_RESERVE: u64 = 64;
 
 /// Descriptors a service holds before its first connection, for the
-/// estimate of how many connections fit under a low limit: measured on
-/// Linux under `ulimit -n 64` (A then served 51 connections, so it held 13;
-/// B served 26 at two each, so it held 12), rounded up for what other
+/// estimate of how many connections fit under a low limit. An attack round
+/// on Linux measured, under `ulimit -n 64`, 51 connections served by A (so
+/// it held 13) and 26 by B at two each (12); rounded up for what other
 /// platforms and libraries open. [`DESCRIPTOR_RESERVE`] is the headroom
 /// asked for; this is what is really taken.
 pub const DESCRIPTOR_BASELINE: u64 = 16;

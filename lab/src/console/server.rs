@@ -49,10 +49,10 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// Connections at once. The page needs a few (a tab's event stream and up
 /// to six requests, a browser's own limit per host); the rest is room, so
 /// that sockets which send nothing (each held at most [`CLIENT_TIMEOUT`])
-/// cannot take every slot from the page's user. A loopback listener's
-/// connections cost a descriptor each: 256 stays far below the usual
-/// `ulimit -n` of 1024 beside the launcher's own pipes.
-pub const MAX_CONNECTIONS: usize = 256;
+/// cannot take every slot from the page's user. Each connection costs a
+/// descriptor: 128 and the launcher's own pipes and sockets stay below the
+/// smallest usual `ulimit -n` (macOS's 256; Linux's is 1024).
+pub const MAX_CONNECTIONS: usize = 128;
 
 /// Event streams at once: one per open tab. Past it a new stream is
 /// answered 503 (the open ones, the page's user's among them, keep running)

@@ -49,10 +49,12 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// Connections at once. The page needs a few (a tab's event stream and up
 /// to six requests, a browser's own limit per host); the rest is room, so
 /// that sockets which send nothing (each held at most [`CLIENT_TIMEOUT`])
-/// cannot take every slot from the page's user. Each connection costs a
-/// descriptor: 128 and the launcher's own pipes and sockets stay below the
-/// smallest usual `ulimit -n` (macOS's 256; Linux's is 1024).
-pub const MAX_CONNECTIONS: usize = 128;
+/// cannot take every slot from the page's user (with 128, a flood of 1000
+/// event streams from a slow client delayed the page's request 2.8 s; with
+/// 256, 3 ms). Each connection costs a descriptor: [`spawn`] raises the
+/// launcher's soft limit to cover them, as the services do (macOS's default
+/// `ulimit -n` is 256).
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// Event streams at once: one per open tab. Past it a new stream is
 /// answered 503 (the open ones, the page's user's among them, keep running)
@@ -72,6 +74,9 @@ const LINES_WAIT: Duration = Duration::from_secs(2);
 pub fn spawn(listener: std::net::TcpListener, shared: Arc<Shared>) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = smol::net::TcpListener::try_from(listener)?;
+    // Short of descriptors the console still serves, fewer at once (the
+    // loop says `accept_failed`); nothing to stop the lab for.
+    let _ = server::descriptor_limit(MAX_CONNECTIONS as u64 + server::DESCRIPTOR_RESERVE);
     std::thread::Builder::new()
         .name("console".into())
         .spawn(move || {

@@ -335,6 +335,65 @@ fn one_call_and_the_stream_read_the_real_lines() {
     );
 }
 
+/// Sockets that send nothing and a pile of event streams cannot lock the
+/// page's user out: with 40 idle connections and 40 event streams held, a
+/// request with the token answers within the head timeout (2 s); streams
+/// past the cap are answered 503 and the refusal is said.
+#[test]
+fn idle_sockets_and_streams_do_not_lock_it_out() {
+    use std::io::Read as _;
+    let mut lab = Lab::start();
+    // Arrange: idle sockets first (they took every slot before), then streams.
+    let idle: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| std::net::TcpStream::connect(&lab.console).unwrap())
+        .collect();
+    let head = format!(
+        "GET /api/events HTTP/1.1\r\nHost: {}\r\nx-lab-token: {}\r\n\r\n",
+        lab.console, lab.token
+    );
+    let mut streams: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&lab.console).unwrap();
+            s.write_all(head.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+
+    // Act
+    let asked = Instant::now();
+    let reply = lab.api("GET", "/api/fault", &[("x-lab-token", &lab.token)]);
+    let took = asked.elapsed();
+
+    // Assert
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        took < Duration::from_secs(2),
+        "the page's request took {took:?}"
+    );
+    let mut statuses = Vec::new();
+    for s in &mut streams {
+        s.set_read_timeout(Some(testkit::PATIENCE)).unwrap();
+        let mut first = [0u8; 12];
+        s.read_exact(&mut first).expect("a status line");
+        statuses.push(String::from_utf8_lossy(&first[9..12]).into_owned());
+    }
+    // A refused stream's connection is closed at once, not kept for the
+    // head timeout (a flood of them would hold every slot).
+    for (s, status) in streams.iter_mut().zip(&statuses) {
+        if status == "503" {
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest)
+                .expect("a refused stream closed within 1 s");
+        }
+    }
+    let served = statuses.iter().filter(|s| *s == "200").count();
+    let refused = statuses.iter().filter(|s| *s == "503").count();
+    assert_eq!((served, refused), (8, 32), "{statuses:?}");
+    lab.wait(&["lab | console: refused an event stream", "8 are open"]);
+    drop(idle);
+}
+
 /// The first Server-Sent Event of `/api/events`, its chunked framing undone.
 fn first_event(console: &str, headers: &[(&str, &str)]) -> Value {
     use std::io::Read as _;

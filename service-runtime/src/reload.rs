@@ -46,6 +46,10 @@
 //! - A bad edit is logged once (`event=config_error`, naming the file, the key
 //!   and what is allowed) and the last good settings stay in force. A missing
 //!   or unreadable file is logged once and the last good settings stay.
+//! - **No file at start is not an error**: a service started on its
+//!   built-in defaults (said in its start line) logs nothing while the file
+//!   stays absent, and applies it once it is created. A file that was read
+//!   and is then removed is said (`file is gone`).
 //!
 //! Polling (not inotify) because it survives every way editors save: in place,
 //! by writing a new file and renaming it over the old one, or by swapping a
@@ -164,6 +168,14 @@ pub async fn watch(
         };
         let now = match read {
             Ok(now) => now,
+            // No file at start, and none yet: the built-in defaults the start
+            // line named are in force, which is no error. Polling goes on, so
+            // a file created later is applied.
+            Err(ReadError::Missing) if seen.is_none() => {
+                trouble = None;
+                pending = None;
+                continue;
+            }
             Err(e) => {
                 // Some editors remove the file for a moment while saving.
                 let detail = match e {

@@ -116,6 +116,8 @@ pub struct Launch {
     dir: Option<Arc<tempfile::TempDir>>,
     keep_lines: bool,
     config_file: Option<PathBuf>,
+    /// No `--config`: the service looks for this default path in its folder.
+    no_file: Option<PathBuf>,
     /// `RLIMIT_NOFILE` (soft, hard) set in the child before it runs.
     #[cfg_attr(not(unix), allow(dead_code))]
     nofile: Option<(u64, u64)>,
@@ -132,6 +134,7 @@ impl Launch {
             dir: None,
             keep_lines: true,
             config_file: None,
+            no_file: None,
             nofile: None,
         }
     }
@@ -149,6 +152,15 @@ impl Launch {
     /// symlinks of a Kubernetes ConfigMap. [`Proc::config`] is then `path`.
     pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.config_file = Some(path.into());
+        self
+    }
+
+    /// Starts the service without `--config` in an empty folder, so that its
+    /// default file (`default`, e.g. `config/service-a.toml`) is missing and
+    /// it runs on built-in defaults. [`Proc::config`] is where that file
+    /// would be (creating it there is picked up); pass the port by env.
+    pub fn without_file(mut self, default: &str) -> Self {
+        self.no_file = Some(default.into());
         self
     }
 
@@ -185,9 +197,10 @@ impl Launch {
         let dir = self
             .dir
             .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
-        let config = match self.config_file {
-            Some(path) => path,
-            None => {
+        let config = match (self.config_file, &self.no_file) {
+            (_, Some(default)) => dir.path().join(default),
+            (Some(path), None) => path,
+            (None, None) => {
                 let config = dir.path().join("service.toml");
                 std::fs::write(&config, &self.config).expect("write config");
                 config
@@ -201,9 +214,10 @@ impl Launch {
             }
             None => command(&self.binary),
         };
-        cmd.arg("--config")
-            .arg(&config)
-            .current_dir(dir.path())
+        if self.no_file.is_none() {
+            cmd.arg("--config").arg(&config);
+        }
+        cmd.current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

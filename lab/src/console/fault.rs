@@ -8,7 +8,9 @@
 //!   changes only if the form's value differs from the file's, and keeps the
 //!   comment beside it. A key the file lacks is added to `[fault]`.
 //! - **A judges the values.** The form's values are checked for their type
-//!   only (a number, true/false); whether 1.5 is a valid probability is A's
+//!   and kept in its range only (a whole number from 0 to `u32::MAX`,
+//!   true/false, a share from 0.0 to 1.0), so the file never holds garbage;
+//!   whether 3 600 001 ms is a valid delay is A's
 //!   to say, in its own `event=config_error`, which the page shows: the same
 //!   lesson as a bad edit in an editor.
 //! - **A never reads a half-written file.** The new text is written to a
@@ -30,12 +32,15 @@ const SHIPPED: &str = include_str!("../../../config/service-a.toml");
 /// What a form field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Type {
-    /// A whole number (milliseconds, a status, bytes per second).
+    /// A whole number (milliseconds, a status, bytes per second), from 0 to
+    /// `u32::MAX`: every such key of A is unsigned, and its own limits lie
+    /// well within.
     Integer,
     /// `true` or `false` (a checkbox).
     Bool,
-    /// A number with a fraction (the probability).
-    Float,
+    /// A share from 0.0 to 1.0 (the probability): outside it a float's text
+    /// can be garbage (`1e308` is written as 309 digits).
+    Share,
 }
 
 /// The form's fields, in the page's order: A's common `[fault]` keys.
@@ -51,7 +56,7 @@ pub const FIELDS: &[(&str, Type)] = &[
     ("bad_body", Type::Bool),
     ("body_delay_ms", Type::Integer),
     ("body_bytes_per_s", Type::Integer),
-    ("probability", Type::Float),
+    ("probability", Type::Share),
 ];
 
 /// The form as the page sent it, checked for types: `(key, value)` in
@@ -67,27 +72,35 @@ pub fn parse_form(pairs: &[(String, String)]) -> Result<Vec<(&'static str, Value
                 known.join(", ")
             ));
         };
+        // A key given twice: the first wins, as on A's echo and `/api/load`.
+        if out.iter().any(|(k, _): &(&str, Value)| *k == name) {
+            continue;
+        }
         let raw = raw.trim();
         let value = match ty {
-            Type::Integer => raw
-                .parse::<i64>()
-                .map(Value::from)
-                .map_err(|_| format!("fault.{name} = {raw:?}: expected a whole number"))?,
+            Type::Integer => match raw.parse::<u32>() {
+                Ok(n) => Value::from(i64::from(n)),
+                Err(_) => {
+                    return Err(format!(
+                        "fault.{name} = {raw:?}: expected a whole number from 0 to {}",
+                        u32::MAX
+                    ))
+                }
+            },
             Type::Bool => match raw {
                 "true" | "on" => Value::from(true),
                 "false" | "off" => Value::from(false),
                 _ => return Err(format!("fault.{name} = {raw:?}: expected true or false")),
             },
-            Type::Float => match raw.parse::<f64>() {
-                Ok(f) if f.is_finite() => Value::from(f),
+            Type::Share => match raw.parse::<f64>() {
+                Ok(f) if (0.0..=1.0).contains(&f) => Value::from(f),
                 _ => {
                     return Err(format!(
-                        "fault.{name} = {raw:?}: expected a number like 0.5"
+                        "fault.{name} = {raw:?}: expected a number from 0.0 to 1.0, like 0.5"
                     ))
                 }
             },
         };
-        out.retain(|(k, _): &(&str, Value)| *k != name);
         out.push((name, value));
     }
     Ok(out)
@@ -184,7 +197,7 @@ pub fn current(text: Option<&str>) -> serde_json::Map<String, serde_json::Value>
             let raw = raw.map(String::as_str).unwrap_or("0");
             let value = match ty {
                 Type::Bool => serde_json::Value::Bool(raw == "true"),
-                Type::Integer | Type::Float => raw
+                Type::Integer | Type::Share => raw
                     .parse::<f64>()
                     .ok()
                     .and_then(|f| serde_json::Number::from_f64(f).map(serde_json::Value::Number))
@@ -232,19 +245,87 @@ pub fn write(path: &Path, changes: &[(&'static str, Value)]) -> Result<String, W
     Ok(section(&new))
 }
 
-/// Writes `new` over `path` (which held `old`) through a temporary file.
+/// Writes `new` over `path` (which held `old`) through a temporary file, as
+/// an editor does: through a symlink to its target (the link stays a link),
+/// and with the file's permissions kept (Unix modes; a private 600 file is
+/// never readable by others, not even the temporary one).
 fn save(path: &Path, old: &str, new: &str) -> anyhow::Result<()> {
-    if new != old || !path.exists() {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        if let Some(dir) = dir {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        let tmp = path.with_file_name(format!(".{}.console-save", name.unwrap_or_default()));
-        std::fs::write(&tmp, new).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("renaming {} over {}", tmp.display(), path.display()))?;
+    if new == old && path.exists() {
+        return Ok(());
     }
+    let path = &through_links(path)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{}.console-save", name.unwrap_or_default()));
+    let kept = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let written = write_new(&tmp, new, kept.as_ref())
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("renaming {} over {}", tmp.display(), path.display()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Links a symlinked config may pass through before it is refused: a
+/// loop of links must end in an error, not hang the console.
+const MAX_LINKS: usize = 40;
+
+/// `path`, or the file its symlinks lead to (which may not exist yet).
+fn through_links(path: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let mut at = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let to = std::fs::read_link(&at)
+                    .with_context(|| format!("reading the link {}", at.display()))?;
+                at = match at.parent() {
+                    Some(dir) => dir.join(to),
+                    None => to,
+                };
+            }
+            _ => return Ok(at),
+        }
+    }
+    anyhow::bail!(
+        "{} passes through more than {MAX_LINKS} symlinks (a loop?): not written",
+        path.display()
+    )
+}
+
+/// Creates `tmp` afresh with `text`, with `kept`'s permissions from the
+/// start where the platform has modes.
+fn write_new(tmp: &Path, text: &str, kept: Option<&std::fs::Permissions>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    // A temporary file left by a crash is replaced.
+    let _ = std::fs::remove_file(tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if let Some(kept) = kept {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        // Never wider than the file's mode while the text is in it.
+        options.mode(kept.mode() & 0o777);
+    }
+    let mut file = options.open(tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    // The umask may have narrowed the mode at creation: set it exactly.
+    #[cfg(unix)]
+    if let Some(kept) = kept {
+        std::fs::set_permissions(tmp, kept.clone())?;
+    }
+    // Elsewhere the only permission is read-only, which would stop the
+    // rename over the file: nothing is copied.
+    #[cfg(not(unix))]
+    let _ = kept;
     Ok(())
 }
 
@@ -287,7 +368,7 @@ mod tests {
             let ok = match ty {
                 Type::Integer => v.as_integer().is_some(),
                 Type::Bool => v.as_bool().is_some(),
-                Type::Float => v.as_float().is_some(),
+                Type::Share => v.as_float().is_some(),
             };
             assert!(ok, "fault.{key} is {v} in the shipped file, not a {ty:?}");
         }
@@ -347,8 +428,12 @@ mod tests {
         assert!(bad("fail", "yes").contains("expected true or false"));
         assert!(bad("probability", "NaN").contains("expected a number"));
         assert!(bad("port", "1").contains("not a fault the console sets"));
-        // A's ranges are A's to judge: 1.5 passes here, A answers config_error.
-        assert_eq!(form(&[("probability", "1.5")])[0].1.as_float(), Some(1.5));
+        // A's finer ranges are A's to judge: 3600001 ms passes here, A
+        // answers config_error.
+        assert_eq!(
+            form(&[("delay_ms", "3600001")])[0].1.as_integer(),
+            Some(3_600_001)
+        );
     }
 
     /// The page starts from the file's values, defaults for the rest; A's
@@ -383,6 +468,72 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "[fault\n");
         let left: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(left.len(), 1);
+    }
+
+    /// A symlinked file is written through the link, as an editor does: the
+    /// link stays a link and its target gets the new text.
+    #[cfg(unix)]
+    #[test]
+    fn writes_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real/service-a.toml");
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(&target, SHIPPED).unwrap();
+        let link = dir.path().join("config/service-a.toml");
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink("../real/service-a.toml", &link).unwrap();
+
+        write(&link, &form(&[("delay_ms", "1500")])).unwrap();
+
+        let meta = std::fs::symlink_metadata(&link).unwrap();
+        assert!(meta.file_type().is_symlink(), "the link was replaced");
+        let text = std::fs::read_to_string(&target).unwrap();
+        assert!(text.contains("delay_ms = 1500 "), "{text}");
+        let left = std::fs::read_dir(target.parent().unwrap()).unwrap().count();
+        assert_eq!(left, 1, "a temporary file stayed beside the target");
+    }
+
+    /// The file keeps its permissions (a private 600 stays 600).
+    #[cfg(unix)]
+    #[test]
+    fn keeps_the_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("service-a.toml");
+        std::fs::write(&path, SHIPPED).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+        write(&path, &form(&[("fail", "true")])).unwrap();
+
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "mode {mode:o}");
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("fail = true "));
+    }
+
+    /// A key given twice: the first wins, as on A's echo and `/api/load`.
+    #[test]
+    fn repeated_key_first_wins() {
+        let f = form(&[("delay_ms", "10"), ("delay_ms", "20")]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].1.as_integer(), Some(10));
+    }
+
+    /// Numbers stay in the form's range, so the file never holds garbage
+    /// such as a 309-digit probability.
+    #[test]
+    fn numbers_stay_in_range() {
+        let bad = |k: &str, v: &str| parse_form(&[(k.to_owned(), v.to_owned())]).unwrap_err();
+        assert!(
+            bad("probability", "1e308").contains("fault.probability = \"1e308\": expected"),
+            "{}",
+            bad("probability", "1e308")
+        );
+        assert!(bad("probability", "-0.5").contains("0.0 to 1.0"));
+        assert!(bad("delay_ms", "-1").contains("from 0"));
+        assert!(bad("delay_ms", "99999999999999").contains("from 0"));
+        assert_eq!(form(&[("probability", "0.25")])[0].1.as_float(), Some(0.25));
     }
 
     /// The page shows the `[fault]` section alone.

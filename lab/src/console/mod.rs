@@ -29,7 +29,7 @@ pub mod traffic;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
@@ -96,6 +96,10 @@ pub struct Shared {
     commands: Box<dyn Fn(String) -> bool + Send + Sync>,
     steady: Steady,
     deadline_ms: AtomicU64,
+    /// Event streams open now (at most [`server::MAX_STREAMS`]).
+    streams: AtomicUsize,
+    /// A stream was refused since one last closed (the refusal was said).
+    streams_refusing: AtomicBool,
 }
 
 impl Shared {
@@ -193,6 +197,8 @@ fn try_start(
         commands,
         steady: Steady::default(),
         deadline_ms: AtomicU64::new(DEFAULT_DEADLINE_MS),
+        streams: AtomicUsize::new(0),
+        streams_refusing: AtomicBool::new(false),
     });
     let (tx, rx) = sync_channel(QUEUE_LINES);
     if TEE.set(tx).is_err() {

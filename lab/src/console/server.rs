@@ -46,12 +46,25 @@ const JS: &str = include_str!("../../console/console.js");
 /// second (the charts' window moves on).
 pub const TICK: Duration = Duration::from_millis(250);
 
-/// Connections at once: a few browser tabs, each with its event stream and
-/// up to six requests (a browser's own limit per host).
-const MAX_CONNECTIONS: usize = 32;
+/// Connections at once. The page needs a few (a tab's event stream and up
+/// to six requests, a browser's own limit per host); the rest is room, so
+/// that sockets which send nothing (each held at most [`CLIENT_TIMEOUT`])
+/// cannot take every slot from the page's user (with 128, a flood of 1000
+/// event streams from a slow client delayed the page's request 2.8 s; with
+/// 256, 3 ms). Each connection costs a descriptor: [`spawn`] raises the
+/// launcher's soft limit to cover them, as the services do (macOS's default
+/// `ulimit -n` is 256).
+pub const MAX_CONNECTIONS: usize = 256;
 
-/// The longest wait on a client (a head, a stalled read of our answer).
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Event streams at once: one per open tab. Past it a new stream is
+/// answered 503 (the open ones, the page's user's among them, keep running)
+/// and the refusal is said once until a stream closes.
+pub const MAX_STREAMS: usize = 8;
+
+/// The longest wait on a client (a head, a stalled read of our answer). A
+/// browser on loopback sends a head at once; a socket that sends nothing
+/// frees its slot after this.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long `POST /api/call` waits for B's and A's log lines after B's
 /// answer: the writer threads gather lines for a few milliseconds.
@@ -61,6 +74,9 @@ const LINES_WAIT: Duration = Duration::from_secs(2);
 pub fn spawn(listener: std::net::TcpListener, shared: Arc<Shared>) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = smol::net::TcpListener::try_from(listener)?;
+    // Short of descriptors the console still serves, fewer at once (the
+    // loop says `accept_failed`); nothing to stop the lab for.
+    let _ = server::descriptor_limit(MAX_CONNECTIONS as u64 + server::DESCRIPTOR_RESERVE);
     std::thread::Builder::new()
         .name("console".into())
         .spawn(move || {
@@ -307,9 +323,35 @@ fn kinds() -> serde_json::Value {
         .collect()
 }
 
-/// `text/event-stream` of the live state.
+/// `text/event-stream` of the live state, or a 503 (and the connection
+/// closed) when [`MAX_STREAMS`] are open.
 fn events(shared: Arc<Shared>) -> Reply {
+    let taken = shared
+        .streams
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_STREAMS).then_some(n + 1)
+        });
+    if taken.is_err() {
+        // Said once per episode: a flood of streams is one line, not a flood.
+        if !shared.streams_refusing.swap(true, Ordering::AcqRel) {
+            say(&format!(
+                "refused an event stream: {MAX_STREAMS} are open, the most the console \
+                 serves; close a tab (further refusals are not said until one closes)"
+            ));
+        }
+        let mut res = error(
+            StatusCode::ServiceUnavailable,
+            &format!(
+                "{MAX_STREAMS} event streams are open, the most the console serves: close a tab"
+            ),
+        );
+        // Closed at once: a flood of refused streams must not hold slots
+        // for the head timeout.
+        res.insert_header("connection", "close");
+        return Reply::Send(res);
+    }
     let stream = Events {
+        _slot: StreamSlot(shared.clone()),
         shared,
         timer: Timer::after(Duration::ZERO),
         buf: Vec::new(),
@@ -323,10 +365,23 @@ fn events(shared: Arc<Shared>) -> Reply {
     Reply::Stream(res)
 }
 
+/// One of the [`MAX_STREAMS`], given back when the stream's body is dropped
+/// (the browser left, or the connection was cut).
+struct StreamSlot(Arc<Shared>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::AcqRel);
+        self.0.streams_refusing.store(false, Ordering::Release);
+    }
+}
+
 /// The event stream's body: a snapshot when the state changed (or a second
 /// passed), checked every [`TICK`]. Endless; the loop ends it when the
 /// browser leaves.
 struct Events {
+    /// Held for the stream's life, given back on drop.
+    _slot: StreamSlot,
     shared: Arc<Shared>,
     timer: Timer,
     buf: Vec<u8>,

@@ -203,3 +203,29 @@ fn same_bytes_saved_again_restart_the_sequence() {
     assert!(runs[0].contains(&200) && runs[0].contains(&500), "{runs:?}");
     assert_eq!(runs[0], runs[1]);
 }
+
+/// Started where there is no config file (built-in defaults), A logs no
+/// `config_error` (no file is not an error), and a file created later is
+/// still picked up.
+#[test]
+fn no_file_at_start_is_not_an_error() {
+    let a = crate::launch("")
+        .without_file("config/service-a.toml")
+        .env("SERVICE_A_SERVER__PORT", "0")
+        .start();
+    assert!(
+        a.lines()[0].contains("built-in defaults"),
+        "{:?}",
+        a.lines()
+    );
+    // An absence has no event to wait for: give the watcher several polls.
+    std::thread::sleep(service_runtime::reload::POLL_INTERVAL * 4);
+    std::fs::create_dir_all(a.config.parent().unwrap()).unwrap();
+    std::fs::write(&a.config, crate::a_config("fail = true")).unwrap();
+    a.wait_line(&["event=config_reloaded", "fail=true"]);
+    let lines = a.lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("config_error")),
+        "{lines:#?}"
+    );
+}

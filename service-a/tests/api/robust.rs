@@ -423,7 +423,7 @@ fn out_of_descriptors_is_said_and_survived() {
         waited < Duration::from_millis(1000),
         "recovered after {waited:?}"
     );
-    a.wait_line(&["event=accept_recovered"]);
+    a.wait_line(&[" event=accept_recovered "]);
     let episodes = a
         .lines()
         .iter()

@@ -310,3 +310,44 @@ fn b_out_of_file_descriptors_blames_itself() {
     b.wait_line(&["error=b_overloaded"]);
     assert_eq!(get(&url).status, 200);
 }
+
+/// B under `ulimit -n 64` (hard too): its start line's estimate of the
+/// connections that fit is not 0 (about 24 of the 26 measured); 60 calls at
+/// once while A is slow run it out of descriptors, and that is said once as
+/// one episode (`accept_failed`, then `accept_recovered` once it stayed
+/// recovered), not once per accept that failed and worked in turn.
+#[test]
+#[cfg(unix)]
+fn descriptor_shortage_is_one_episode() {
+    let _clock = crate::exclusive();
+    let a = start_a("delay_ms = 300");
+    let b = Launch::new(env!("CARGO_BIN_EXE_service-b"), &b_config(&a.url, 5000))
+        .descriptor_limit(64, 64)
+        .start();
+    let warned = b.wait_line(&["event=descriptor_limit_low"]);
+    let fits: u64 = warned
+        .split("past about ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no estimate in {warned}"));
+    assert!((16..=26).contains(&fits), "{warned}");
+
+    let authority = b.authority().to_owned();
+    let calls: Vec<_> = (0..60)
+        .map(|_| {
+            let authority = authority.clone();
+            std::thread::spawn(move || {
+                let head = "GET /call-echo?msg=fd HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n";
+                testkit::http::raw(&authority, head.as_bytes()).ok()
+            })
+        })
+        .collect();
+    for call in calls {
+        let _ = call.join();
+    }
+    b.wait_line(&[" event=accept_recovered "]);
+    let count = |what: &str| b.lines().iter().filter(|l| l.contains(what)).count();
+    assert_eq!(count(" event=accept_failed "), 1, "{:#?}", b.lines());
+    assert_eq!(count(" event=accept_recovered "), 1, "{:#?}", b.lines());
+}

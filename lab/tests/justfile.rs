@@ -28,7 +28,14 @@ fn just_list_is_clean() {
     let public: Vec<&str> = justfile
         .lines()
         .enumerate()
-        .filter(|(_, l)| !l.starts_with([' ', '#', '[']) && l.contains(':') && !l.trim().is_empty())
+        // A recipe's first line: `name args:`; not a setting (`set x := ...`),
+        // an assignment, a comment, an attribute or a recipe's body.
+        .filter(|(_, l)| {
+            !l.starts_with([' ', '#', '['])
+                && !l.starts_with("set ")
+                && !l.contains(":=")
+                && l.contains(':')
+        })
         .filter(|(i, _)| {
             let above = i.checked_sub(1).and_then(|j| justfile.lines().nth(j));
             above.is_none_or(|p| p != "[private]")

@@ -62,13 +62,31 @@ pub const MAX_INTERIM: usize = 8;
 /// extensions must not run on forever.
 pub const MAX_CHUNK_FRAMING_BYTES: usize = 64 * 1024;
 
+/// The most bytes of an upstream's own words (a reason phrase, a header
+/// value) that B quotes in a detail: every B log line and error body carries
+/// the detail, and an upstream's 7 KB reason phrase must not ride along.
+pub const MAX_QUOTED_BYTES: usize = 64;
+
+/// `text` cut to `max` bytes (on a character boundary), marked when cut:
+/// `RRRR...(7000 bytes)`.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...({} bytes)", &text[..end], text.len())
+}
+
 /// The status A answered, exactly: carried beside surf's `Response` (as an
 /// extension), because http-types cannot name 420, 499, 520 or 599.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExactStatus {
     /// The three-digit code, 100..=599.
     pub code: u16,
-    /// The reason phrase A sent (may be empty), lossily decoded.
+    /// The reason phrase A sent (may be empty), cut to [`MAX_QUOTED_BYTES`].
     pub reason: String,
 }
 
@@ -79,6 +97,8 @@ pub struct ReadBuf {
     bytes: Box<[u8]>,
     start: usize,
     end: usize,
+    /// Bytes read into it over the connection's life.
+    received: u64,
 }
 
 impl Default for ReadBuf {
@@ -87,6 +107,7 @@ impl Default for ReadBuf {
             bytes: vec![0; MAX_HEAD_BYTES].into_boxed_slice(),
             start: 0,
             end: 0,
+            received: 0,
         }
     }
 }
@@ -95,6 +116,12 @@ impl ReadBuf {
     /// Bytes read and not yet used.
     pub fn unread(&self) -> &[u8] {
         &self.bytes[self.start..self.end]
+    }
+
+    /// Bytes read from the connection so far: the pool compares it before and
+    /// after an exchange to know whether any byte of the answer came.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// The buffer's fixed size: what a connection holds however its peer behaves.
@@ -125,6 +152,7 @@ impl ReadBuf {
         match io.read(&mut self.bytes[self.end..]).await {
             Ok(n) => {
                 self.end += n;
+                self.received += n as u64;
                 Ok(n)
             }
             Err(e) => Err(match closed_early(e.kind()) {
@@ -241,7 +269,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
                     .ok_or_else(|| {
                         malformed(format!(
                             "Content-Length {:?} is not a number",
-                            String::from_utf8_lossy(value)
+                            cut(&String::from_utf8_lossy(value), MAX_QUOTED_BYTES)
                         ))
                     })?;
                 if length.is_some_and(|l| l != n) {
@@ -260,7 +288,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
                 if chunked || !coding.eq_ignore_ascii_case(b"chunked") {
                     return Err(malformed(format!(
                         "Transfer-Encoding {:?}: B reads only chunked",
-                        String::from_utf8_lossy(value)
+                        cut(&String::from_utf8_lossy(value), MAX_QUOTED_BYTES)
                     )));
                 }
                 chunked = true;
@@ -303,7 +331,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
     Ok(Some(Head {
         status: ExactStatus {
             code,
-            reason: reason.to_owned(),
+            reason: cut(reason, MAX_QUOTED_BYTES),
         },
         headers,
         framing,
@@ -429,7 +457,7 @@ impl BodyReader {
                         _ => {
                             return Err(malformed(format!(
                                 "malformed chunk size line {}",
-                                first_bytes(&rest[..end])
+                                first_bytes(rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]))
                             )))
                         }
                     },

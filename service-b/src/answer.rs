@@ -897,6 +897,21 @@ mod tests {
         assert!(!a.reusable);
     }
 
+    /// What B quotes of an upstream is cut to [`MAX_QUOTED_BYTES`] on a
+    /// character boundary, and says how long it was.
+    #[test]
+    fn quotes_are_cut_and_marked() {
+        assert_eq!(cut("short", 64), "short");
+        assert_eq!(cut(&"é".repeat(40), 5), "éé...(80 bytes)");
+        let mut wire = b"HTTP/1.1 500 ".to_vec();
+        wire.resize(wire.len() + 7000, b'R');
+        wire.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+        let a = read(&wire, 4096).unwrap();
+        assert_eq!(a.head.status.reason, format!("{}...(7000 bytes)", "R".repeat(64)));
+        let why = refused(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+        assert!(why.ends_with(r#"line "zz""#), "{why}");
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
 

@@ -388,7 +388,10 @@ mod tests {
         let e = status(599, "", true, b"");
         assert_eq!(e.http_status, 599);
         let e = status(103, "Early Hints", false, b"");
-        assert!(e.detail.contains("interim"), "{}", e.detail);
+        assert_eq!(
+            e.detail,
+            "A answered 103 Early Hints (an interim answer, and no final one)"
+        );
     }
 
     /// Running out of descriptors, buffers or ports is B's own trouble on

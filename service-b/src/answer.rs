@@ -457,7 +457,9 @@ impl BodyReader {
                         _ => {
                             return Err(malformed(format!(
                                 "malformed chunk size line {}",
-                                first_bytes(rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]))
+                                first_bytes(
+                                    rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end])
+                                )
                             )))
                         }
                     },
@@ -907,7 +909,10 @@ mod tests {
         wire.resize(wire.len() + 7000, b'R');
         wire.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
         let a = read(&wire, 4096).unwrap();
-        assert_eq!(a.head.status.reason, format!("{}...(7000 bytes)", "R".repeat(64)));
+        assert_eq!(
+            a.head.status.reason,
+            format!("{}...(7000 bytes)", "R".repeat(64))
+        );
         let why = refused(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
         assert!(why.ends_with(r#"line "zz""#), "{why}");
     }

@@ -23,8 +23,8 @@
 //!    A's own idle timeout (`server.header_timeout_ms`) can close it under a
 //!    request.
 //! 3. After an answer on a *reused* connection, the connection rests before it
-//!    is handed out again, for [`REST_FACTOR`] times the slowest exchange it
-//!    has carried (another idle connection, or a fresh one, serves meanwhile);
+//!    is handed out again, for [`REST_FACTOR`] times the slower of its last two
+//!    exchanges (another idle connection, or a fresh one, serves meanwhile);
 //!    rule 2's check then runs on it. Of the rested ones, the one idle longest
 //!    goes first. This is what breaks the chain below.
 //! 4. A reused connection that fails before any byte of its answer arrived
@@ -61,10 +61,12 @@
 //! What remains inherent to HTTP/1.1 keep-alive (Go's transport and hyper have
 //! the same window): bytes that arrive after the check of rule 2, once B has
 //! sent its request, are that request's answer to B, so the one caller whose
-//! request crosses a forged answer receives it. A displaced answer slower than
-//! the slowest exchange the connection carried can still reach one more
-//! caller. Only `Connection: close` per request (half the throughput) or
-//! HTTP/2's stream ids remove the window.
+//! request crosses a forged answer receives it. A displaced answer held back
+//! longer than the rest can still reach the next caller, and an upstream that
+//! holds each answer until the next request arrives is, on the wire, a
+//! correct one: rule 3 defeats answers that arrive on their own schedule, not
+//! an upstream that lies in step. Only `Connection: close` per request (half
+//! the throughput) or HTTP/2's stream ids remove the window.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -81,7 +83,7 @@ use smol::Async;
 use crate::answer::{read_answer, Answer, ReadBuf};
 use crate::classify::{closed_early, Closed, Failure};
 
-/// How many times its slowest exchange a reused connection rests after an
+/// How many times the slower of its last two exchanges a reused connection rests after an
 /// answer (rule 3). A displaced answer comes about one exchange's time after
 /// the forged one; twice that leaves room for an upstream's jitter. The cost:
 /// under steady load up to three times the connections (each busy, then
@@ -172,7 +174,7 @@ impl Pool {
     fn checkin(&self, conn: Conn, reused: bool) {
         let now = Instant::now();
         let ready_at = if reused {
-            now + conn.slowest * REST_FACTOR
+            now + conn.last_two.0.max(conn.last_two.1) * REST_FACTOR
         } else {
             now
         };
@@ -200,7 +202,7 @@ impl Pool {
         Ok(Conn {
             io: stream,
             buf: ReadBuf::default(),
-            slowest: Duration::ZERO,
+            last_two: (Duration::ZERO, Duration::ZERO),
         })
     }
 
@@ -215,7 +217,7 @@ impl Pool {
         let started = Instant::now();
         match exchange(&mut conn, req, &self.authority).await {
             Ok(answer) => {
-                conn.slowest = conn.slowest.max(started.elapsed());
+                conn.last_two = (conn.last_two.1, started.elapsed());
                 if answer.reusable {
                     self.checkin(conn, reused);
                 }
@@ -345,8 +347,11 @@ fn into_response(answer: Answer) -> Response {
 struct Conn {
     io: Async<TcpStream>,
     buf: ReadBuf,
-    /// The slowest complete exchange it carried: how long it rests (rule 3).
-    slowest: Duration,
+    /// Its last two complete exchanges, the latest second: the slower sets
+    /// how long it rests (rule 3). Two, because the exchange that read a
+    /// forged answer may have been short; not all of them, because one
+    /// exchange slowed by a busy machine would make it rest long for good.
+    last_two: (Duration, Duration),
 }
 
 impl Conn {

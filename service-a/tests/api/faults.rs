@@ -75,16 +75,18 @@ fn a_abandons_what_its_caller_no_longer_waits_for() {
 fn no_content_statuses_carry_no_body() {
     let a = start_a("");
     for (code, line) in [("204", "204 No Content"), ("304", "304 Not Modified")] {
-        let request = format!(
-            "GET /echo?msg=x HTTP/1.1\r\nHost: a\r\nx-fault-status: {code}\r\n\r\n"
-        );
+        let request =
+            format!("GET /echo?msg=x HTTP/1.1\r\nHost: a\r\nx-fault-status: {code}\r\n\r\n");
         let bytes = testkit::http::raw(&a.authority(), request.as_bytes()).expect("raw request");
         let text = String::from_utf8_lossy(&bytes);
         assert!(
             text.starts_with(&format!("HTTP/1.1 {line}\r\n")),
             "{text:?}"
         );
-        assert!(text.ends_with("\r\n\r\n"), "a body after the head: {text:?}");
+        assert!(
+            text.ends_with("\r\n\r\n"),
+            "a body after the head: {text:?}"
+        );
         assert!(
             !text.to_ascii_lowercase().contains("content-length"),
             "{text:?}"
@@ -96,6 +98,9 @@ fn no_content_statuses_carry_no_body() {
             .expect("raw request");
         let text = String::from_utf8_lossy(&bytes);
         assert!(text.starts_with(&format!("HTTP/1.1 {code} ")), "{text:?}");
-        assert!(text.ends_with("\r\n\r\n"), "a body after the head: {text:?}");
+        assert!(
+            text.ends_with("\r\n\r\n"),
+            "a body after the head: {text:?}"
+        );
     }
 }

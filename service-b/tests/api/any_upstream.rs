@@ -558,7 +558,10 @@ fn what_b_quotes_of_an_upstream_is_short_and_clean() {
     assert_kind(&reply, "upstream_status", 500);
     let detail = reply.str("detail");
     assert!(
-        detail.starts_with(&format!("A answered 500 {}...(7000 bytes): {{}}", "R".repeat(64))),
+        detail.starts_with(&format!(
+            "A answered 500 {}...(7000 bytes): {{}}",
+            "R".repeat(64)
+        )),
         "{detail}"
     );
     let line = b.wait_line(&["error=upstream_status", "http_status=500"]);
@@ -585,7 +588,9 @@ fn what_b_quotes_of_an_upstream_is_short_and_clean() {
     let reply = call(&b, "x");
     assert_kind(&reply, "bad_response", 502);
     assert!(
-        reply.str("detail").ends_with(r#"malformed chunk size line "zz""#),
+        reply
+            .str("detail")
+            .ends_with(r#"malformed chunk size line "zz""#),
         "{}",
         reply.body
     );

@@ -140,6 +140,14 @@ fn a_connection_closed_as_b_sends_is_not_an_error() {
     }
     let text = get(&format!("{}/metrics", b.url)).body;
     assert_eq!(metric(&text, "upstream_attempts_total"), 10.0, "{text}");
-    assert_eq!(metric(&text, "upstream_stale_connections_total"), 9.0, "{text}");
-    assert_eq!(metric(&text, "upstream_connections_opened_total"), 10.0, "{text}");
+    assert_eq!(
+        metric(&text, "upstream_stale_connections_total"),
+        9.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "upstream_connections_opened_total"),
+        10.0,
+        "{text}"
+    );
 }

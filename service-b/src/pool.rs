@@ -23,7 +23,7 @@
 //!    A's own idle timeout (`server.header_timeout_ms`) can close it under a
 //!    request.
 //! 3. After an answer on a *reused* connection, the connection rests before it
-//!    is handed out again, for [`REST_FACTOR`] times the slower of its last two
+//!    is handed out again, for [`REST_FACTOR`] times the slowest of its last [`RECENT`]
 //!    exchanges (another idle connection, or a fresh one, serves meanwhile);
 //!    rule 2's check then runs on it. Of the rested ones, the one idle longest
 //!    goes first. This is what breaks the chain below.
@@ -54,9 +54,11 @@
 //!   3), and its own displaced answer, which A sends about one exchange's time
 //!   later, lands while it rests and closes it at the next check. Measured
 //!   with a hostile upstream sending a second answer 50 ms after the first,
-//!   8 callers × 40 calls, three runs: 13, 13 and 17 calls got the forged
+//!   8 callers × 40 calls, three runs: 8, 5 and 9 calls got the forged
 //!   answer and none another caller's; before rule 3, 22, 12 and 50 calls
-//!   got a wrong answer, most of them the previous caller's, in chains.
+//!   got a wrong answer, most of them the previous caller's, in chains (with
+//!   the rest set by the last two exchanges only: one chained answer and
+//!   three timeouts in three runs).
 //!
 //! What remains inherent to HTTP/1.1 keep-alive (Go's transport and hyper have
 //! the same window): bytes that arrive after the check of rule 2, once B has
@@ -83,12 +85,18 @@ use smol::Async;
 use crate::answer::{read_answer, Answer, ReadBuf};
 use crate::classify::{closed_early, Closed, Failure};
 
-/// How many times the slower of its last two exchanges a reused connection rests after an
+/// How many times the slowest of its [`RECENT`] exchanges a reused connection rests after an
 /// answer (rule 3). A displaced answer comes about one exchange's time after
 /// the forged one; twice that leaves room for an upstream's jitter. The cost:
 /// under steady load up to three times the connections (each busy, then
 /// resting twice as long), within `upstream.max_idle_connections`.
 pub const REST_FACTOR: u32 = 2;
+
+/// How many of a connection's latest exchanges set its rest (rule 3): more
+/// than one, because the exchange that read a forged answer may have been
+/// short; not all of them, because one exchange slowed by a busy machine
+/// would make the connection rest long for good.
+pub const RECENT: usize = 8;
 
 /// A pool of keep-alive connections to one upstream (A), used as surf's backend.
 #[derive(Debug)]
@@ -174,7 +182,7 @@ impl Pool {
     fn checkin(&self, conn: Conn, reused: bool) {
         let now = Instant::now();
         let ready_at = if reused {
-            now + conn.last_two.0.max(conn.last_two.1) * REST_FACTOR
+            now + conn.recent.iter().max().copied().unwrap_or_default() * REST_FACTOR
         } else {
             now
         };
@@ -202,7 +210,8 @@ impl Pool {
         Ok(Conn {
             io: stream,
             buf: ReadBuf::default(),
-            last_two: (Duration::ZERO, Duration::ZERO),
+            recent: [Duration::ZERO; RECENT],
+            exchanges: 0,
         })
     }
 
@@ -217,7 +226,8 @@ impl Pool {
         let started = Instant::now();
         match exchange(&mut conn, req, &self.authority).await {
             Ok(answer) => {
-                conn.last_two = (conn.last_two.1, started.elapsed());
+                conn.recent[conn.exchanges % RECENT] = started.elapsed();
+                conn.exchanges += 1;
                 if answer.reusable {
                     self.checkin(conn, reused);
                 }
@@ -347,11 +357,11 @@ fn into_response(answer: Answer) -> Response {
 struct Conn {
     io: Async<TcpStream>,
     buf: ReadBuf,
-    /// Its last two complete exchanges, the latest second: the slower sets
-    /// how long it rests (rule 3). Two, because the exchange that read a
-    /// forged answer may have been short; not all of them, because one
-    /// exchange slowed by a busy machine would make it rest long for good.
-    last_two: (Duration, Duration),
+    /// How long its last [`RECENT`] complete exchanges took: the slowest
+    /// sets how long it rests (rule 3).
+    recent: [Duration; RECENT],
+    /// Complete exchanges it carried.
+    exchanges: usize,
 }
 
 impl Conn {

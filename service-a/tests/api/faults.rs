@@ -77,7 +77,7 @@ fn no_content_statuses_carry_no_body() {
     for (code, line) in [("204", "204 No Content"), ("304", "304 Not Modified")] {
         let request =
             format!("GET /echo?msg=x HTTP/1.1\r\nHost: a\r\nx-fault-status: {code}\r\n\r\n");
-        let bytes = testkit::http::raw(&a.authority(), request.as_bytes()).expect("raw request");
+        let bytes = testkit::http::raw(a.authority(), request.as_bytes()).expect("raw request");
         let text = String::from_utf8_lossy(&bytes);
         assert!(
             text.starts_with(&format!("HTTP/1.1 {line}\r\n")),
@@ -94,7 +94,7 @@ fn no_content_statuses_carry_no_body() {
     }
     for code in [204, 304] {
         let a = start_a(&format!("fail = true\nfail_status = {code}"));
-        let bytes = testkit::http::raw(&a.authority(), b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
+        let bytes = testkit::http::raw(a.authority(), b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
             .expect("raw request");
         let text = String::from_utf8_lossy(&bytes);
         assert!(text.starts_with(&format!("HTTP/1.1 {code} ")), "{text:?}");

@@ -22,9 +22,11 @@
 //!    connection idle for `upstream.idle_timeout_ms` is discarded too, before
 //!    A's own idle timeout (`server.header_timeout_ms`) can close it under a
 //!    request.
-//! 3. After an answer on a *reused* connection, the connection rests before it
-//!    is handed out again, for [`REST_FACTOR`] times the slowest of its last [`RECENT`]
-//!    exchanges (another idle connection, or a fresh one, serves meanwhile);
+//! 3. After an answer on a *reused* connection that came out of step with its
+//!    recent ones ([`OUT_OF_STEP`]), the connection rests before it is handed
+//!    out again, for [`REST_FACTOR`] times the slowest of its last [`RECENT`]
+//!    exchanges (another idle connection, or a fresh one, serves meanwhile;
+//!    with [`MAX_RESTING`] resting, the one whose rest ends first serves);
 //!    rule 2's check then runs on it. Of the rested ones, the one idle longest
 //!    goes first. This is what breaks the chain below.
 //! 4. A reused connection that fails before any byte of its answer arrived
@@ -50,8 +52,9 @@
 //!   before it, close the connection (rules 1 and 2): they are never read as
 //!   an answer.
 //! - The shift does not travel from caller to caller. The caller that read the
-//!   forged answer was on a reused connection, so the connection rests (rule
-//!   3), and its own displaced answer, which A sends about one exchange's time
+//!   forged answer was on a reused connection and got it out of step (at
+//!   once, or after a wait no request of its takes), so the connection rests
+//!   (rule 3), and its own displaced answer, which A sends about one exchange's time
 //!   later, lands while it rests and closes it at the next check. Measured
 //!   with a hostile upstream sending a second answer 50 ms after the first,
 //!   8 callers × 40 calls, three runs: 8, 5 and 9 calls got the forged
@@ -86,10 +89,10 @@ use crate::answer::{read_answer, Answer, ReadBuf};
 use crate::classify::{closed_early, Closed, Failure};
 
 /// How many times the slowest of its [`RECENT`] exchanges a reused connection rests after an
-/// answer (rule 3). A displaced answer comes about one exchange's time after
-/// the forged one; twice that leaves room for an upstream's jitter. The cost:
-/// under steady load up to three times the connections (each busy, then
-/// resting twice as long), within `upstream.max_idle_connections`.
+/// out-of-step answer (rule 3). A displaced answer comes about one exchange's
+/// time after the forged one; twice that leaves room for an upstream's jitter.
+/// Resting after every answer instead cost up to three times the connections
+/// under steady load; after out-of-step ones only, a few more.
 pub const REST_FACTOR: u32 = 2;
 
 /// How many of a connection's latest exchanges set its rest (rule 3): more
@@ -97,6 +100,17 @@ pub const REST_FACTOR: u32 = 2;
 /// short; not all of them, because one exchange slowed by a busy machine
 /// would make the connection rest long for good.
 pub const RECENT: usize = 8;
+
+/// How far from its recent exchanges an exchange must be to be out of step
+/// (rule 3): four times faster than the fastest or slower than the slowest.
+/// A busy machine's jitter crosses it now and then, and costs only that rest;
+/// at 2 it crossed often enough to double the connections of 4 steady callers.
+pub const OUT_OF_STEP: u32 = 4;
+
+/// The most resting connections that make B open a fresh one rather than
+/// cut a rest short (rule 3): it bounds what rests cost in connections (and
+/// descriptors) under load, when out-of-step answers are jitter, not forgery.
+pub const MAX_RESTING: usize = 4;
 
 /// A pool of keep-alive connections to one upstream (A), used as surf's backend.
 #[derive(Debug)]
@@ -168,7 +182,13 @@ impl Pool {
                 let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
                 let now = Instant::now();
                 idle.retain(|i| now.duration_since(i.since) < self.idle_timeout);
-                let at = idle.iter().position(|i| i.ready_at <= now)?;
+                let ready = idle.iter().position(|i| i.ready_at <= now);
+                // Past MAX_RESTING resting ones, the first to be ready serves.
+                let at = ready.or_else(|| {
+                    (idle.len() >= MAX_RESTING)
+                        .then(|| (0..idle.len()).min_by_key(|&i| idle[i].ready_at))
+                        .flatten()
+                })?;
                 idle.remove(at).conn
             };
             if conn.is_idle_and_open() {
@@ -177,21 +197,16 @@ impl Pool {
         }
     }
 
-    /// Back to the pool after a complete answer; `reused` says whether the
-    /// exchange was on a reused connection, which then rests (rule 3).
-    fn checkin(&self, conn: Conn, reused: bool) {
+    /// Back to the pool after a complete answer, handed out again only after
+    /// `rest` (rule 3).
+    fn checkin(&self, conn: Conn, rest: Duration) {
         let now = Instant::now();
-        let ready_at = if reused {
-            now + conn.recent.iter().max().copied().unwrap_or_default() * REST_FACTOR
-        } else {
-            now
-        };
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < self.max_idle {
             idle.push(Idle {
                 conn,
                 since: now,
-                ready_at,
+                ready_at: now + rest,
             });
         }
     }
@@ -226,10 +241,17 @@ impl Pool {
         let started = Instant::now();
         match exchange(&mut conn, req, &self.authority).await {
             Ok(answer) => {
-                conn.recent[conn.exchanges % RECENT] = started.elapsed();
+                let took = started.elapsed();
+                let out_of_step = reused && conn.out_of_step(took);
+                conn.recent[conn.exchanges % RECENT] = took;
                 conn.exchanges += 1;
                 if answer.reusable {
-                    self.checkin(conn, reused);
+                    let rest = if out_of_step {
+                        conn.recent.iter().max().copied().unwrap_or_default() * REST_FACTOR
+                    } else {
+                        Duration::ZERO
+                    };
+                    self.checkin(conn, rest);
                 }
                 (Ok(answer), None)
             }
@@ -365,6 +387,21 @@ struct Conn {
 }
 
 impl Conn {
+    /// Whether an exchange that took `took` is out of step with the
+    /// connection's recent ones: [`OUT_OF_STEP`] times faster than the fastest
+    /// or slower than the slowest. An answer that was not this request's (a
+    /// forged one already on its way, or a late one) comes at a time of the
+    /// upstream's choosing, not after the usual work.
+    fn out_of_step(&self, took: Duration) -> bool {
+        let known = &self.recent[..self.exchanges.min(RECENT)];
+        match (known.iter().min(), known.iter().max()) {
+            (Some(&fastest), Some(&slowest)) => {
+                took * OUT_OF_STEP < fastest || took > slowest * OUT_OF_STEP
+            }
+            _ => false,
+        }
+    }
+
     /// True if the connection is open with nothing unread: safe to send on.
     fn is_idle_and_open(&self) -> bool {
         let mut byte = [0u8; 1];

@@ -57,11 +57,14 @@
 //!   (rule 3), and its own displaced answer, which A sends about one exchange's time
 //!   later, lands while it rests and closes it at the next check. Measured
 //!   with a hostile upstream sending a second answer 50 ms after the first,
-//!   8 callers × 40 calls, three runs: 8, 5 and 9 calls got the forged
-//!   answer and none another caller's; before rule 3, 22, 12 and 50 calls
-//!   got a wrong answer, most of them the previous caller's, in chains (with
-//!   the rest set by the last two exchanges only: one chained answer and
-//!   three timeouts in three runs).
+//!   mixed with late, slow and extra answers, 8 callers × 40 calls, three
+//!   runs: 15, 20 and 21 wrong answers, of which 0, 1 and 4 were not the
+//!   forged one itself (a chained echo, or an answer held back 1.2 s); before
+//!   rule 3, 22, 12 and 50, most of them chained (`n1_5` answered with
+//!   `n1_4`'s echo, `n1_6` with `n1_5`'s, ...). Resting after *every* answer
+//!   gave none in three runs, but up to three times the connections (19 for 4
+//!   steady callers, and the soak's descriptors grew by 31): the bound here
+//!   is the trade between the two.
 //!
 //! What remains inherent to HTTP/1.1 keep-alive (Go's transport and hyper have
 //! the same window): bytes that arrive after the check of rule 2, once B has

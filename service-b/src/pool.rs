@@ -51,7 +51,8 @@
 //! - Unasked bytes that arrive while a connection is idle, or with the answer
 //!   before it, close the connection (rules 1 and 2): they are never read as
 //!   an answer.
-//! - The shift does not travel from caller to caller. The caller that read the
+//! - The shift is cut short, though not always at once (this is a bound in
+//!   practice, not a proof). The caller that read the
 //!   forged answer was on a reused connection and got it out of step (at
 //!   once, or after a wait no request of its takes), so the connection rests
 //!   (rule 3), and its own displaced answer, which A sends about one exchange's time

@@ -372,6 +372,16 @@ mod tests {
                 text.ends_with("\r\n\r\n") && !text.contains("content-length"),
                 "{text}"
             );
+            // 204 and 304 carry no content: a head alone, no framing field.
+            for (code, line) in [(204, "204 No Content"), (304, "304 Not Modified")] {
+                let bytes = raw(&failing(code), get("/echo")).await;
+                let text = String::from_utf8(bytes).unwrap();
+                assert!(text.starts_with(&format!("HTTP/1.1 {line}\r\n")), "{text}");
+                assert!(
+                    text.ends_with("\r\n\r\n") && !text.contains("content-length"),
+                    "{text}"
+                );
+            }
             // A named status is still an ordinary answer.
             let mut res = answer(&failing(503), get("/echo")).await;
             assert_eq!(res.status(), StatusCode::ServiceUnavailable);

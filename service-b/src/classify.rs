@@ -17,7 +17,12 @@ use serde::Deserialize;
 pub use service_runtime::answer::{closed_early, Failure};
 use service_runtime::wire;
 
+use crate::answer::cut;
 use crate::kind::{CallError, ErrorKind};
+
+/// The most bytes of A's error body quoted in a detail: enough for A's own
+/// `{"error":"injected failure","status":420}` and a line of an HTML page.
+const MAX_BODY_QUOTED_BYTES: usize = 200;
 
 /// B's own limits, not A's fault: out of file descriptors (per process or
 /// system-wide), of buffers, or of local ports to connect from.
@@ -92,11 +97,12 @@ pub fn surf_error(err: &surf::Error, authority: &str) -> CallError {
 }
 
 /// `upstream_status` for A's non-2xx answer `code` (any of 100..=599) with
-/// the reason phrase A sent, quoting the start of its body.
+/// the reason phrase A sent, quoting the start of its body (if any), cut to
+/// [`MAX_BODY_QUOTED_BYTES`] and marked when cut.
 /// `injected`: A marked the answer as its own fault (`x-fault-injected`).
 pub fn status(code: u16, reason: &str, injected: bool, body: &[u8]) -> CallError {
     let text = String::from_utf8_lossy(body);
-    let snippet: String = text.chars().take(200).collect();
+    let snippet = cut(&text, MAX_BODY_QUOTED_BYTES);
     let origin = if injected { " (injected by A)" } else { "" };
     // A's own words when it sent some; else the standard name, if any.
     let reason = match reason.trim() {
@@ -108,9 +114,14 @@ pub fn status(code: u16, reason: &str, injected: bool, body: &[u8]) -> CallError
     } else {
         ""
     };
+    let said = if snippet.is_empty() {
+        String::new()
+    } else {
+        format!(": {snippet}")
+    };
     let err = CallError::new(
         ErrorKind::UpstreamStatus,
-        format!("A answered {code} {reason}{origin}{interim}: {snippet}"),
+        format!("A answered {code} {reason}{origin}{interim}{said}"),
     )
     .with_status(code);
     if (400..=499).contains(&code) && !injected {
@@ -313,7 +324,10 @@ mod tests {
         let e = status(599, "", true, b"");
         assert_eq!(e.http_status, 599);
         let e = status(103, "Early Hints", false, b"");
-        assert!(e.detail.contains("interim"), "{}", e.detail);
+        assert_eq!(
+            e.detail,
+            "A answered 103 Early Hints (an interim answer, and no final one)"
+        );
     }
 
     /// Running out of descriptors, buffers or ports is B's own trouble on

@@ -10,22 +10,72 @@
 //!
 //! surf's own h1 pool was unsafe here: a call abandoned at its
 //! deadline put its connection back with the late answer unread, and the next
-//! call read that answer as its own. This pool keeps three rules instead:
+//! call read that answer as its own. This pool keeps five rules instead:
 //!
 //! 1. A connection returns to the pool only after a complete final answer was
 //!    read from it (interim `1xx` answers skipped), framed by length or chunks,
 //!    with nothing after it. A call that fails or is abandoned (its future
 //!    dropped at the deadline) drops its connection, and with it any late answer.
 //! 2. Before reuse, a pooled connection is checked without blocking: if A closed
-//!    it (A restarted, or its idle timeout passed) or it holds stray bytes, it is
-//!    discarded and the next one (or a fresh one) is used. A connection idle for
-//!    `upstream.idle_timeout_ms` is discarded too, before A's own idle timeout
-//!    (`server.header_timeout_ms`) can close it under a request: a close that
-//!    races the reuse would be reported as A's `connection_reset`.
-//! 3. Failures are reported as facts ([`Failure`]): could not connect, closed
+//!    it (A restarted, or its idle timeout passed) or it holds bytes no request
+//!    asked for, it is closed and the next one (or a fresh one) is used. A
+//!    connection idle for `upstream.idle_timeout_ms` is discarded too, before
+//!    A's own idle timeout (`server.header_timeout_ms`) can close it under a
+//!    request.
+//! 3. After an answer on a *reused* connection that came out of step with its
+//!    recent ones ([`OUT_OF_STEP`]), the connection rests before it is handed
+//!    out again, for [`REST_FACTOR`] times the slowest of its last [`RECENT`]
+//!    exchanges (another idle connection, or a fresh one, serves meanwhile;
+//!    with [`MAX_RESTING`] resting, the one whose rest ends first serves);
+//!    rule 2's check then runs on it. Of the rested ones, the one idle longest
+//!    goes first. This is what breaks the chain below.
+//! 4. A reused connection that fails before any byte of its answer arrived
+//!    (closed or reset: A closed it as B sent, the race rule 2 cannot close)
+//!    is dropped and the request is sent once more on a fresh connection,
+//!    within the same deadline, as Go's transport and hyper do for idempotent
+//!    requests (B sends only GETs without a body). It is not an attempt
+//!    against A and costs no retry budget; `upstream_stale_connections_total`
+//!    counts it. A `drop` fault that A applies to a request on a reused
+//!    connection therefore reaches A twice, as it would behind Go or hyper.
+//! 5. Failures are reported as facts ([`Failure`]): could not connect, closed
 //!    early, a read failed, or not HTTP. `classify.rs` turns those into the contract's KINDs.
 //!    They travel inside surf's error type, because surf's backend trait
 //!    (`HttpClient::send`) can return no other; `classify.rs` downcasts them.
+//!
+//! # An upstream that answers what nobody asked
+//!
+//! HTTP/1.1 ties an answer to a request only by order. An upstream that sends
+//! an answer nobody asked for (a second answer after the first, a late one)
+//! shifts every later answer on that connection by one. What is guaranteed:
+//!
+//! - Unasked bytes that arrive while a connection is idle, or with the answer
+//!   before it, close the connection (rules 1 and 2): they are never read as
+//!   an answer.
+//! - The shift is cut short, though not always at once (this is a bound in
+//!   practice, not a proof). The caller that read the
+//!   forged answer was on a reused connection and got it out of step (at
+//!   once, or after a wait no request of its takes), so the connection rests
+//!   (rule 3), and its own displaced answer, which A sends about one exchange's time
+//!   later, lands while it rests and closes it at the next check. Measured
+//!   with a hostile upstream sending a second answer 50 ms after the first,
+//!   mixed with late, slow and extra answers, 8 callers × 40 calls, three
+//!   runs: 15, 20 and 21 wrong answers, of which 0, 1 and 4 were not the
+//!   forged one itself (a chained echo, or an answer held back 1.2 s); before
+//!   rule 3, 22, 12 and 50, most of them chained (`n1_5` answered with
+//!   `n1_4`'s echo, `n1_6` with `n1_5`'s, ...). Resting after *every* answer
+//!   gave none in three runs, but up to three times the connections (19 for 4
+//!   steady callers, and the soak's descriptors grew by 31): the bound here
+//!   is the trade between the two.
+//!
+//! What remains inherent to HTTP/1.1 keep-alive (Go's transport and hyper have
+//! the same window): bytes that arrive after the check of rule 2, once B has
+//! sent its request, are that request's answer to B, so the one caller whose
+//! request crosses a forged answer receives it. A displaced answer held back
+//! longer than the rest can still reach the next caller, and an upstream that
+//! holds each answer until the next request arrives is, on the wire, a
+//! correct one: rule 3 defeats answers that arrive on their own schedule, not
+//! an upstream that lies in step. Only `Connection: close` per request (half
+//! the throughput) or HTTP/2's stream ids remove the window.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -40,7 +90,31 @@ use smol::io::AsyncWriteExt as _;
 use smol::Async;
 
 use crate::answer::{read_answer, Answer, ReadBuf};
-use crate::classify::{closed_early, Failure};
+use crate::classify::{closed_early, Closed, Failure};
+
+/// How many times the slowest of its [`RECENT`] exchanges a reused connection rests after an
+/// out-of-step answer (rule 3). A displaced answer comes about one exchange's
+/// time after the forged one; twice that leaves room for an upstream's jitter.
+/// Resting after every answer instead cost up to three times the connections
+/// under steady load; after out-of-step ones only, a few more.
+pub const REST_FACTOR: u32 = 2;
+
+/// How many of a connection's latest exchanges set its rest (rule 3): more
+/// than one, because the exchange that read a forged answer may have been
+/// short; not all of them, because one exchange slowed by a busy machine
+/// would make the connection rest long for good.
+pub const RECENT: usize = 8;
+
+/// How far from its recent exchanges an exchange must be to be out of step
+/// (rule 3): four times faster than the fastest or slower than the slowest.
+/// A busy machine's jitter crosses it now and then, and costs only that rest;
+/// at 2 it crossed often enough to double the connections of 4 steady callers.
+pub const OUT_OF_STEP: u32 = 4;
+
+/// The most resting connections that make B open a fresh one rather than
+/// cut a rest short (rule 3): it bounds what rests cost in connections (and
+/// descriptors) under load, when out-of-step answers are jitter, not forgery.
+pub const MAX_RESTING: usize = 4;
 
 /// A pool of keep-alive connections to one upstream (A), used as surf's backend.
 #[derive(Debug)]
@@ -49,25 +123,43 @@ pub struct Pool {
     authority: String,
     /// The address when `upstream.url` names an IP: no lookup per call.
     addr: Option<SocketAddr>,
-    /// Idle connections, with when each became idle.
-    idle: Mutex<Vec<(Conn, Instant)>>,
+    /// Idle connections, the longest idle first.
+    idle: Mutex<Vec<Idle>>,
     /// Idle connections kept (`upstream.max_idle_connections`); more are closed
     /// after their answer.
     max_idle: usize,
     /// How long a connection may sit idle and still be reused.
     idle_timeout: Duration,
-    opened: Counter,
+    counters: PoolCounters,
     config: Config,
+}
+
+/// What the pool counts, for B's `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct PoolCounters {
+    /// TCP connections opened to A.
+    pub opened: Counter,
+    /// Reused connections that A had closed when B sent on them: the request
+    /// went again on a fresh connection (rule 4).
+    pub stale: Counter,
+}
+
+/// An idle connection: since when, and from when it may be handed out (rule 3).
+#[derive(Debug)]
+struct Idle {
+    conn: Conn,
+    since: Instant,
+    ready_at: Instant,
 }
 
 impl Pool {
     /// A pool for `host:port` keeping up to `max_idle` idle connections for at
-    /// most `idle_timeout` each, counting the connections it opens in `opened`.
+    /// most `idle_timeout` each, counting what it does in `counters`.
     pub fn new(
         host: &str,
         port: u16,
         (max_idle, idle_timeout): (usize, Duration),
-        opened: Counter,
+        counters: PoolCounters,
     ) -> Self {
         let addr = host
             .trim_matches(|c| c == '[' || c == ']')
@@ -80,25 +172,46 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             max_idle,
             idle_timeout,
-            opened,
+            counters,
             config: Config::new(),
         }
     }
 
-    /// A live idle connection, if there is one; dead ones are discarded on the way.
+    /// A live idle connection that has rested, if there is one; expired and
+    /// dead ones are closed on the way. The one idle longest goes first, so
+    /// under load every connection rests as long as the pool allows (rule 3).
     fn checkout(&self) -> Option<Conn> {
         loop {
-            let (conn, since) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
-            if since.elapsed() < self.idle_timeout && conn.is_idle_and_open() {
+            let conn = {
+                let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                idle.retain(|i| now.duration_since(i.since) < self.idle_timeout);
+                let ready = idle.iter().position(|i| i.ready_at <= now);
+                // Past MAX_RESTING resting ones, the first to be ready serves.
+                let at = ready.or_else(|| {
+                    (idle.len() >= MAX_RESTING)
+                        .then(|| (0..idle.len()).min_by_key(|&i| idle[i].ready_at))
+                        .flatten()
+                })?;
+                idle.remove(at).conn
+            };
+            if conn.is_idle_and_open() {
                 return Some(conn);
             }
         }
     }
 
-    fn checkin(&self, conn: Conn) {
+    /// Back to the pool after a complete answer, handed out again only after
+    /// `rest` (rule 3).
+    fn checkin(&self, conn: Conn, rest: Duration) {
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < self.max_idle {
-            idle.push((conn, Instant::now()));
+            idle.push(Idle {
+                conn,
+                since: now,
+                ready_at: now + rest,
+            });
         }
     }
 
@@ -112,11 +225,42 @@ impl Pool {
             .map_err(Failure::Connect)?;
         // Without it, http-client's default, each request waits on Nagle.
         let _ = stream.get_ref().set_nodelay(true);
-        self.opened.inc();
+        self.counters.opened.inc();
         Ok(Conn {
             io: stream,
             buf: ReadBuf::default(),
+            recent: [Duration::ZERO; RECENT],
+            exchanges: 0,
         })
+    }
+
+    /// One exchange on `conn`; a complete answer that allows it puts the
+    /// connection back in the pool.
+    async fn exchange(
+        &self,
+        mut conn: Conn,
+        req: &Request,
+        reused: bool,
+    ) -> (Result<Answer, Failure>, Option<Conn>) {
+        let started = Instant::now();
+        match exchange(&mut conn, req, &self.authority).await {
+            Ok(answer) => {
+                let took = started.elapsed();
+                let out_of_step = reused && conn.out_of_step(took);
+                conn.recent[conn.exchanges % RECENT] = took;
+                conn.exchanges += 1;
+                if answer.reusable {
+                    let rest = if out_of_step {
+                        conn.recent.iter().max().copied().unwrap_or_default() * REST_FACTOR
+                    } else {
+                        Duration::ZERO
+                    };
+                    self.checkin(conn, rest);
+                }
+                (Ok(answer), None)
+            }
+            Err(failure) => (Err(failure), Some(conn)),
+        }
     }
 }
 
@@ -131,15 +275,24 @@ async fn resolve(authority: &str) -> io::Result<SocketAddr> {
 #[http_client::async_trait]
 impl HttpClient for Pool {
     async fn send(&self, req: Request) -> Result<Response, http_types::Error> {
-        let mut conn = match self.checkout() {
-            Some(conn) => conn,
-            None => self.connect().await?,
-        };
-        let answer = exchange(&mut conn, &req, &self.authority).await?;
-        if answer.reusable {
-            self.checkin(conn);
+        if let Some(conn) = self.checkout() {
+            let before = conn.buf.received();
+            match self.exchange(conn, &req, true).await {
+                (Ok(answer), _) => return Ok(into_response(answer)),
+                // Rule 4: A closed it as B sent; no byte of an answer came.
+                (Err(Failure::Closed(Closed::Fin | Closed::Reset)), Some(conn))
+                    if conn.buf.received() == before =>
+                {
+                    self.counters.stale.inc();
+                }
+                (Err(failure), _) => return Err(failure.into()),
+            }
         }
-        Ok(into_response(answer))
+        let conn = self.connect().await?;
+        match self.exchange(conn, &req, false).await {
+            (Ok(answer), _) => Ok(into_response(answer)),
+            (Err(failure), _) => Err(failure.into()),
+        }
     }
 
     fn set_config(&mut self, config: Config) -> http_types::Result<()> {
@@ -230,9 +383,29 @@ fn into_response(answer: Answer) -> Response {
 struct Conn {
     io: Async<TcpStream>,
     buf: ReadBuf,
+    /// How long its last [`RECENT`] complete exchanges took: the slowest
+    /// sets how long it rests (rule 3).
+    recent: [Duration; RECENT],
+    /// Complete exchanges it carried.
+    exchanges: usize,
 }
 
 impl Conn {
+    /// Whether an exchange that took `took` is out of step with the
+    /// connection's recent ones: [`OUT_OF_STEP`] times faster than the fastest
+    /// or slower than the slowest. An answer that was not this request's (a
+    /// forged one already on its way, or a late one) comes at a time of the
+    /// upstream's choosing, not after the usual work.
+    fn out_of_step(&self, took: Duration) -> bool {
+        let known = &self.recent[..self.exchanges.min(RECENT)];
+        match (known.iter().min(), known.iter().max()) {
+            (Some(&fastest), Some(&slowest)) => {
+                took * OUT_OF_STEP < fastest || took > slowest * OUT_OF_STEP
+            }
+            _ => false,
+        }
+    }
+
     /// True if the connection is open with nothing unread: safe to send on.
     fn is_idle_and_open(&self) -> bool {
         let mut byte = [0u8; 1];

@@ -40,7 +40,7 @@ use crate::answer::ExactStatus;
 use crate::breaker::{Breaker, BreakerSettings, State};
 use crate::classify;
 use crate::kind::{CallError, ErrorKind};
-use crate::pool::Pool;
+use crate::pool::{Pool, PoolCounters};
 use crate::retry::{Retry, Stop};
 
 /// `[upstream]`: A's address, the deadline of each call, and retries.
@@ -182,6 +182,7 @@ struct UpstreamMetrics {
     attempts: Counter,
     retries_denied: Counter,
     opened: Counter,
+    stale: Counter,
     breaker: Gauge,
 }
 
@@ -193,6 +194,7 @@ impl UpstreamMetrics {
             attempts: Counter::default(),
             retries_denied: Counter::default(),
             opened: Counter::default(),
+            stale: Counter::default(),
             breaker: Gauge::default(),
         };
         registry.register(
@@ -219,6 +221,11 @@ impl UpstreamMetrics {
             "upstream_connections_opened",
             "TCP connections opened to A (keep-alive keeps this low)",
             me.opened.clone(),
+        );
+        registry.register(
+            "upstream_stale_connections",
+            "Reused connections A had closed when B sent on them; the request went again on a fresh one",
+            me.stale.clone(),
         );
         registry.register(
             "circuit_breaker_state",
@@ -262,7 +269,10 @@ impl Upstream {
                 settings.max_idle_connections as usize,
                 Duration::from_millis(settings.idle_timeout_ms),
             ),
-            metrics.opened.clone(),
+            PoolCounters {
+                opened: metrics.opened.clone(),
+                stale: metrics.stale.clone(),
+            },
         );
         let retry = Retry::new(
             settings.retries,

@@ -64,13 +64,31 @@ pub const MAX_INTERIM: usize = 8;
 /// extensions must not run on forever.
 pub const MAX_CHUNK_FRAMING_BYTES: usize = 64 * 1024;
 
+/// The most bytes of an upstream's own words (a reason phrase, a header
+/// value) quoted in a failure's detail: every B log line and error body
+/// carries the detail, and an upstream's 7 KB reason phrase must not ride along.
+pub const MAX_QUOTED_BYTES: usize = 64;
+
+/// `text` cut to `max` bytes (on a character boundary), marked when cut:
+/// `RRRR...(7000 bytes)`.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...({} bytes)", &text[..end], text.len())
+}
+
 /// The status an upstream answered, exactly: B carries it beside surf's `Response` (as an
 /// extension), because http-types cannot name 420, 499, 520 or 599.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExactStatus {
     /// The three-digit code, 100..=599.
     pub code: u16,
-    /// The reason phrase sent (may be empty), lossily decoded.
+    /// The reason phrase sent (may be empty), cut to [`MAX_QUOTED_BYTES`].
     pub reason: String,
 }
 
@@ -162,6 +180,8 @@ pub struct ReadBuf {
     bytes: Box<[u8]>,
     start: usize,
     end: usize,
+    /// Bytes read into it over the connection's life.
+    received: u64,
 }
 
 impl Default for ReadBuf {
@@ -170,6 +190,7 @@ impl Default for ReadBuf {
             bytes: vec![0; MAX_HEAD_BYTES].into_boxed_slice(),
             start: 0,
             end: 0,
+            received: 0,
         }
     }
 }
@@ -178,6 +199,12 @@ impl ReadBuf {
     /// Bytes read and not yet used.
     pub fn unread(&self) -> &[u8] {
         &self.bytes[self.start..self.end]
+    }
+
+    /// Bytes read from the connection so far: the pool compares it before and
+    /// after an exchange to know whether any byte of the answer came.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// The buffer's fixed size: what a connection holds however its peer behaves.
@@ -208,6 +235,7 @@ impl ReadBuf {
         match io.read(&mut self.bytes[self.end..]).await {
             Ok(n) => {
                 self.end += n;
+                self.received += n as u64;
                 Ok(n)
             }
             Err(e) => Err(match closed_early(e.kind()) {
@@ -324,7 +352,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
                     .ok_or_else(|| {
                         malformed(format!(
                             "Content-Length {:?} is not a number",
-                            String::from_utf8_lossy(value)
+                            cut(&String::from_utf8_lossy(value), MAX_QUOTED_BYTES)
                         ))
                     })?;
                 if length.is_some_and(|l| l != n) {
@@ -343,7 +371,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
                 if chunked || !coding.eq_ignore_ascii_case(b"chunked") {
                     return Err(malformed(format!(
                         "Transfer-Encoding {:?}: only chunked is read",
-                        String::from_utf8_lossy(value)
+                        cut(&String::from_utf8_lossy(value), MAX_QUOTED_BYTES)
                     )));
                 }
                 chunked = true;
@@ -386,7 +414,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
     Ok(Some(Head {
         status: ExactStatus {
             code,
-            reason: reason.to_owned(),
+            reason: cut(reason, MAX_QUOTED_BYTES),
         },
         headers,
         framing,
@@ -512,7 +540,9 @@ impl BodyReader {
                         _ => {
                             return Err(malformed(format!(
                                 "malformed chunk size line {}",
-                                first_bytes(&rest[..end])
+                                first_bytes(
+                                    rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end])
+                                )
                             )))
                         }
                     },
@@ -963,6 +993,24 @@ mod tests {
         )
         .unwrap();
         assert!(!a.reusable);
+    }
+
+    /// What B quotes of an upstream is cut to [`MAX_QUOTED_BYTES`] on a
+    /// character boundary, and says how long it was.
+    #[test]
+    fn quotes_are_cut_and_marked() {
+        assert_eq!(cut("short", 64), "short");
+        assert_eq!(cut(&"é".repeat(40), 5), "éé...(80 bytes)");
+        let mut wire = b"HTTP/1.1 500 ".to_vec();
+        wire.resize(wire.len() + 7000, b'R');
+        wire.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+        let a = read(&wire, 4096).unwrap();
+        assert_eq!(
+            a.head.status.reason,
+            format!("{}...(7000 bytes)", "R".repeat(64))
+        );
+        let why = refused(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+        assert!(why.ends_with(r#"line "zz""#), "{why}");
     }
 
     proptest::proptest! {

@@ -177,9 +177,10 @@ async fn finish(
     if let Some(label) = plan.label() {
         res.insert_header(FAULT_INJECTED, label);
     }
-    // A status http-types cannot name (420, 599) or an interim 1xx: written
-    // here, byte by byte, then the connection closes.
-    let unnamed = (code < 200 || StatusCode::try_from(code).is_err()).then_some(code);
+    // A status http-types cannot name (420, 599), an interim 1xx, or a 204 or
+    // 304 (no content, and no `Content-Length` either): written here, byte by
+    // byte, then the connection closes.
+    let unnamed = (bodiless(code) || StatusCode::try_from(code).is_err()).then_some(code);
     if let Some(code) = unnamed.filter(|_| plan.broken != Broken::Truncate) {
         res.insert_header(CONNECTION, "close");
         let Ok(bytes) = exact_status(res, code, method).await else {
@@ -229,9 +230,16 @@ async fn finish(
     }
 }
 
+/// Statuses that carry no content (RFC 9110 §15.2, §15.3.5, §15.4.5): a 1xx
+/// (interim), 204 No Content and 304 Not Modified. An injected one is sent as
+/// a head alone, without `Content-Length`, by [`exact_status`].
+fn bodiless(code: u16) -> bool {
+    code < 200 || code == 204 || code == 304
+}
+
 /// `res` on the wire with status `code` in its status line, whatever
-/// http-types can name. A 1xx is a head alone (HTTP gives interim answers no
-/// body); other codes keep the body and its `Content-Length`.
+/// http-types can name. A [`bodiless`] status is a head alone, without the
+/// body's framing fields; other codes keep the body and its `Content-Length`.
 async fn exact_status(res: Response, code: u16, method: Method) -> std::io::Result<Vec<u8>> {
     let encoded = http::encode(res, method).await?;
     let line_end = encoded.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
@@ -240,7 +248,7 @@ async fn exact_status(res: Response, code: u16, method: Method) -> std::io::Resu
         .position(|w| w == b"\r\n\r\n")
         .map_or(encoded.len(), |i| i + 4);
     let mut bytes = format!("HTTP/1.1 {code} {}", reason(code)).into_bytes();
-    if code < 200 {
+    if bodiless(code) {
         // The fields but the body's framing, then the blank line.
         for line in encoded[line_end..head_end].split(|&b| b == b'\n') {
             let lower = line.to_ascii_lowercase();
@@ -260,6 +268,8 @@ async fn exact_status(res: Response, code: u16, method: Method) -> std::io::Resu
 /// commonly send (nginx, Cloudflare, AWS), else a plain description.
 fn reason(code: u16) -> &'static str {
     match code {
+        // http-types 2.12 names it "Modified".
+        304 => "Not Modified",
         420 => "Enhance Your Calm",
         499 => "Client Closed Request",
         520 => "Web Server Returned an Unknown Error",

@@ -67,3 +67,40 @@ fn a_abandons_what_its_caller_no_longer_waits_for() {
         1.0
     );
 }
+
+/// An injected 204 or 304, from the header and from `fail_status`, goes out
+/// as a head alone (RFC 9110: neither carries content), with no
+/// `Content-Length`, and 304 with its own name, "Not Modified".
+#[test]
+fn no_content_statuses_carry_no_body() {
+    let a = start_a("");
+    for (code, line) in [("204", "204 No Content"), ("304", "304 Not Modified")] {
+        let request =
+            format!("GET /echo?msg=x HTTP/1.1\r\nHost: a\r\nx-fault-status: {code}\r\n\r\n");
+        let bytes = testkit::http::raw(a.authority(), request.as_bytes()).expect("raw request");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {line}\r\n")),
+            "{text:?}"
+        );
+        assert!(
+            text.ends_with("\r\n\r\n"),
+            "a body after the head: {text:?}"
+        );
+        assert!(
+            !text.to_ascii_lowercase().contains("content-length"),
+            "{text:?}"
+        );
+    }
+    for code in [204, 304] {
+        let a = start_a(&format!("fail = true\nfail_status = {code}"));
+        let bytes = testkit::http::raw(a.authority(), b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
+            .expect("raw request");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.starts_with(&format!("HTTP/1.1 {code} ")), "{text:?}");
+        assert!(
+            text.ends_with("\r\n\r\n"),
+            "a body after the head: {text:?}"
+        );
+    }
+}

@@ -15,7 +15,7 @@ use crate::{b_config, start_a, start_b};
 
 /// A fake upstream: for each connection, reads request heads and runs
 /// `script` with the stream and the request target of the first request.
-fn fake(script: fn(&mut TcpStream, &str)) -> String {
+pub(crate) fn fake(script: fn(&mut TcpStream, &str)) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake upstream");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     thread::spawn(move || {
@@ -32,7 +32,7 @@ fn fake(script: fn(&mut TcpStream, &str)) -> String {
 }
 
 /// Reads one request head; its target, or `None` at end of stream.
-fn read_head(stream: &mut TcpStream) -> Option<String> {
+pub(crate) fn read_head(stream: &mut TcpStream) -> Option<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -538,4 +538,60 @@ fn the_course_starved_has_no_forbidden_cell() {
         .map(|(_, n)| n)
         .sum();
     assert!(slow_calls >= 12, "too few calls to judge: {matrix:?}");
+}
+
+/// What B quotes of an upstream stays short and clean in the detail (and so
+/// in every log line): a 7000-byte reason phrase is cut to 64 bytes and
+/// marked; a lone interim answer's detail does not end in an empty ": "; a
+/// malformed chunk-size line is quoted without its CR.
+#[test]
+fn what_b_quotes_of_an_upstream_is_short_and_clean() {
+    let _clock = crate::timing();
+    let long_reason = fake(|s, _| {
+        let mut answer = b"HTTP/1.1 500 ".to_vec();
+        answer.resize(answer.len() + 7000, b'R');
+        answer.extend_from_slice(b"\r\nContent-Length: 2\r\n\r\n{}");
+        let _ = s.write_all(&answer);
+    });
+    let b = start_b(&long_reason, 1000);
+    let reply = call(&b, "x");
+    assert_kind(&reply, "upstream_status", 500);
+    let detail = reply.str("detail");
+    assert!(
+        detail.starts_with(&format!(
+            "A answered 500 {}...(7000 bytes): {{}}",
+            "R".repeat(64)
+        )),
+        "{detail}"
+    );
+    let line = b.wait_line(&["error=upstream_status", "http_status=500"]);
+    assert!(line.len() < 1024, "a {}-byte log line: {line}", line.len());
+
+    let lone_interim = fake(|s, _| {
+        let _ = s.write_all(b"HTTP/1.1 102 Processing\r\n\r\n");
+    });
+    let b = start_b(&lone_interim, 1000);
+    let reply = call(&b, "x");
+    assert_kind(&reply, "upstream_status", 102);
+    assert_eq!(
+        reply.str("detail"),
+        "A answered 102 Processing (an interim answer, and no final one)"
+    );
+
+    let bad_chunk = fake(|s, _| {
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+        );
+        thread::sleep(Duration::from_millis(500));
+    });
+    let b = start_b(&bad_chunk, 1000);
+    let reply = call(&b, "x");
+    assert_kind(&reply, "bad_response", 502);
+    assert!(
+        reply
+            .str("detail")
+            .ends_with(r#"malformed chunk size line "zz""#),
+        "{}",
+        reply.body
+    );
 }

@@ -14,7 +14,7 @@ use std::io;
 
 use http_types::StatusCode;
 use serde::Deserialize;
-pub use service_runtime::answer::{closed_early, Failure};
+pub use service_runtime::answer::{closed_early, Closed, Failure};
 use service_runtime::wire;
 
 use crate::answer::cut;

@@ -222,6 +222,9 @@ impl Edit {
 /// Everything the run saw, from which the report is written.
 #[derive(Default)]
 struct Seen {
+    /// How A was stopped: asked (it drained) or killed (Windows without a
+    /// console to deliver Ctrl+Break).
+    a_stop: Option<crate::procs::Stop>,
     ok: Option<Call>,
     ready: Option<Call>,
     slow: Option<Edit>,
@@ -622,6 +625,7 @@ impl Lab {
         println!("3. A stopped");
         self.seen.a_last_before_stop = self.a.lines().last().cloned();
         let how = crate::procs::terminate(self.a.child_mut())?;
+        self.seen.a_stop = Some(how);
         if how == crate::procs::Stop::Killed {
             println!("   A was {}", how.describe().trim_matches(['(', ')']));
         }
@@ -816,9 +820,20 @@ impl Lab {
                 s.a_lines_while_down
             )
         };
+        let how_stopped = match s.a_stop {
+            Some(crate::procs::Stop::Killed) => {
+                "A was killed: Ctrl+Break could not be delivered here, so A did not drain \
+                 (Ctrl+C in A's own terminal does drain it)"
+                    .to_owned()
+            }
+            Some(crate::procs::Stop::Asked(signal)) => {
+                format!("A was stopped with {signal}, as Ctrl+C in its terminal does")
+            }
+            None => "A was stopped".to_owned(),
+        };
         let _ = write!(
             r,
-            "## Failure proof\n\nA stopped with SIGTERM, as Ctrl+C in its terminal does; B kept running. \
+            "## Failure proof\n\n{how_stopped}; B kept running. \
              A's last lines:\n\n```text\n{stopped}```\n\n\
              Then B was called:\n\n{}\n{absent} B itself stayed up: `/health` answered {} while \
              `/ready` answered {} (`{}`).\n\n{}\n\n",

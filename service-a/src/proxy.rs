@@ -42,7 +42,9 @@ use std::time::{Duration, Instant};
 use http_types::headers::{HeaderName, HeaderValue};
 use http_types::{Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
-use service_runtime::answer::{closed_early, read_answer_to, Answer, Closed, Failure, ReadBuf};
+use service_runtime::answer::{
+    closed_early, push_field, read_answer_to, start_request, Answer, Closed, Failure, ReadBuf,
+};
 use service_runtime::config::Invalid;
 use service_runtime::http::json;
 use service_runtime::wire::FAULT_PREFIX;
@@ -378,16 +380,13 @@ fn named_by_connection(connection: Option<&str>, name: &str) -> bool {
 fn encode_head(req: &Request, authority: &str, body_len: usize) -> Vec<u8> {
     let url = req.url();
     let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(req.method().as_ref().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(url.path().as_bytes());
-    if let Some(query) = url.query() {
-        out.push(b'?');
-        out.extend_from_slice(query.as_bytes());
-    }
-    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(authority.as_bytes());
-    out.extend_from_slice(b"\r\n");
+    start_request(
+        &mut out,
+        req.method().as_ref(),
+        url.path(),
+        url.query(),
+        authority,
+    );
     let connection = req.header("connection").map(|v| v.as_str());
     for (name, values) in req.iter() {
         let name = name.as_str();
@@ -398,10 +397,7 @@ fn encode_head(req: &Request, authority: &str, body_len: usize) -> Vec<u8> {
             continue;
         }
         for value in values.iter() {
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_str().as_bytes());
-            out.extend_from_slice(b"\r\n");
+            push_field(&mut out, name, value.as_str());
         }
     }
     let has_body =

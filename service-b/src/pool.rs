@@ -91,6 +91,7 @@ use smol::Async;
 
 use crate::answer::{read_answer, Answer, ReadBuf};
 use crate::classify::{closed_early, Closed, Failure};
+use service_runtime::answer::{push_field, start_request};
 
 /// How many times the slowest of its [`RECENT`] exchanges a reused connection rests after an
 /// out-of-step answer (rule 3). A displaced answer comes about one exchange's
@@ -329,22 +330,16 @@ fn io_failure(e: io::Error) -> Failure {
 /// field of `req` follows as it is.
 fn encode(req: &Request, authority: &str, out: &mut Vec<u8>) {
     let url = req.url();
-    out.extend_from_slice(req.method().as_ref().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(url.path().as_bytes());
-    if let Some(query) = url.query() {
-        out.push(b'?');
-        out.extend_from_slice(query.as_bytes());
-    }
-    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(authority.as_bytes());
-    out.extend_from_slice(b"\r\n");
+    start_request(
+        out,
+        req.method().as_ref(),
+        url.path(),
+        url.query(),
+        authority,
+    );
     for (name, values) in req.iter() {
         for value in values.iter() {
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_str().as_bytes());
-            out.extend_from_slice(b"\r\n");
+            push_field(out, name.as_str(), value.as_str());
         }
     }
     out.extend_from_slice(b"\r\n");

@@ -64,6 +64,37 @@ pub const MAX_INTERIM: usize = 8;
 /// extensions must not run on forever.
 pub const MAX_CHUNK_FRAMING_BYTES: usize = 64 * 1024;
 
+/// Starts the head of a request to an upstream, the half of the exchange
+/// before the answer read here: the request line (`path` and `query` as the
+/// caller's URL has them, already percent-encoded) and `Host`. The caller adds
+/// its fields with [`push_field`], then the blank line.
+pub fn start_request(
+    out: &mut Vec<u8>,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    authority: &str,
+) {
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    if let Some(query) = query {
+        out.push(b'?');
+        out.extend_from_slice(query.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(authority.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One `name: value` field line of a request head.
+pub fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// The most bytes of an upstream's own words (a reason phrase, a header
 /// value) quoted in a failure's detail: every B log line and error body
 /// carries the detail, and an upstream's 7 KB reason phrase must not ride along.

@@ -165,8 +165,15 @@ fn every_link_resolves() {
             }
         }
     }
-    assert!(problems.is_empty(), "broken links:\n{}", problems.join("\n"));
-    assert!(checked >= 50, "only {checked} links found: is the parser blind?");
+    assert!(
+        problems.is_empty(),
+        "broken links:\n{}",
+        problems.join("\n")
+    );
+    assert!(
+        checked >= 50,
+        "only {checked} links found: is the parser blind?"
+    );
 }
 
 /// The README's map of `docs/` names every page there, and the README is
@@ -200,10 +207,7 @@ fn anchors_follow_githubs_rules() {
         slug("Docker Desktop: `compose.yaml`"),
         "docker-desktop-composeyaml"
     );
-    assert_eq!(
-        slug("B's resilience: KINDs"),
-        "bs-resilience-kinds"
-    );
+    assert_eq!(slug("B's resilience: KINDs"), "bs-resilience-kinds");
     assert_eq!(slug("See [the page](x.md) now"), "see-the-page-now");
     assert_eq!(
         anchors("# A\n```\n# not a heading\n```\n## A\n#nope\n"),

@@ -281,7 +281,10 @@ fn same_output(expected: &str, actual: &str) {
                     assert!(at < 0.25, "time: page {e:?}, build {a:?}");
                 }
             }
-            _ => assert_eq!(e, a, "the page shows\n{expected}\nthe build prints\n{actual}"),
+            _ => assert_eq!(
+                e, a,
+                "the page shows\n{expected}\nthe build prints\n{actual}"
+            ),
         }
     }
 }

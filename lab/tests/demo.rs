@@ -330,19 +330,20 @@ fn demo_report() {
     }
     assert!(failures >= 11, "{failures} failure sections");
 
-    // The README's fallacy table names every fallacy the report does.
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .expect("README.md");
-    let table = readme
-        .split("\n### Which fallacy each failure shows")
+    // The manual's fallacy table (docs/faults.md) names every fallacy the
+    // report does.
+    let faults = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/faults.md"))
+        .expect("docs/faults.md");
+    let table = faults
+        .split("\n## Which fallacy each failure shows")
         .nth(1)
         .and_then(|rest| rest.split("\n#").next())
-        .expect("the README's fallacy table");
+        .expect("the fallacy table of docs/faults.md");
     for named in report.split("Fallacy shown: *").skip(1) {
         let fallacy = named.split('*').next().unwrap();
         assert!(
             table.contains(&format!("*{fallacy}*")),
-            "the README's fallacy table lacks {fallacy:?}"
+            "the fallacy table of docs/faults.md lacks {fallacy:?}"
         );
     }
 }

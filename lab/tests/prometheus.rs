@@ -192,7 +192,7 @@ fn prometheus_scrapes_both_services() {
     let q = "http_request_duration_seconds_count{job=\"b\",endpoint=\"/call-echo\"}";
     assert_eq!(prom.value(q), 3.0, "{q}");
 
-    // The README's queries run and answer.
+    // The queries of docs/observability.md run and answer.
     let p99 = prom.value(
         "histogram_quantile(0.99, sum by (le) (upstream_call_duration_seconds_bucket{job=\"b\"}))",
     );

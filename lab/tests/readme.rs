@@ -1,6 +1,8 @@
 //! The README's walk-through, run: its commands against the real binaries,
 //! its console blocks compared with what they print now, so the README
-//! cannot drift from the build.
+//! cannot drift from the build. The walk-through goes on in
+//! `docs/faults.md` (every `x-fault-*` header through B), whose checked
+//! block runs after the README's, against the same A and B.
 //!
 //! Blocks under a `<!-- readme-test: ACTIONS -->` comment are checked after
 //! doing ACTIONS (`set KEY = VALUE` in A's `[fault]`, `stop A`, `start A`;
@@ -250,13 +252,13 @@ impl Lab {
     }
 }
 
-/// Compares what the README shows with what the build prints.
+/// Compares what the page shows with what the build prints.
 fn same_output(expected: &str, actual: &str) {
     let (exp, act): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
     assert_eq!(
         exp.len(),
         act.len(),
-        "README shows\n{expected}\nthe build prints\n{actual}"
+        "the page shows\n{expected}\nthe build prints\n{actual}"
     );
     for (e, a) in exp.iter().zip(&act) {
         let timed = |l: &str| {
@@ -268,37 +270,49 @@ fn same_output(expected: &str, actual: &str) {
         };
         match (timed(e), timed(a)) {
             (Some((ec, et)), Some((ac, at))) => {
-                assert_eq!(ec, ac, "status: README {e:?}, build {a:?}");
+                assert_eq!(ec, ac, "status: page {e:?}, build {a:?}");
                 // A deadline shows as itself; anything quick stays quick.
                 if et >= 0.5 {
                     assert!(
                         (et - 0.05..et + 0.1).contains(&at),
-                        "time: README {e:?}, build {a:?}"
+                        "time: page {e:?}, build {a:?}"
                     );
                 } else {
-                    assert!(at < 0.25, "time: README {e:?}, build {a:?}");
+                    assert!(at < 0.25, "time: page {e:?}, build {a:?}");
                 }
             }
-            _ => assert_eq!(e, a, "README shows\n{expected}\nthe build prints\n{actual}"),
+            _ => assert_eq!(
+                e, a,
+                "the page shows\n{expected}\nthe build prints\n{actual}"
+            ),
         }
     }
 }
 
+/// The pages whose checked blocks make the walk-through, in the order they
+/// run, each with the fewest checked blocks it holds (so a block whose
+/// comment was lost is missed, not skipped).
+const WALK: [(&str, usize); 2] = [("README.md", 7), ("docs/faults.md", 1)];
+
 /// The README's walk-through, run against the real binaries: each checked
-/// block prints what the README shows (statuses, bodies, KINDs, timings, the
+/// block prints what the page shows (statuses, bodies, KINDs, timings, the
 /// log lines' status fields, A and B paired by trace_id).
 #[test]
 fn readme_walk_through_matches_the_build() {
-    let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
-    let readme = std::fs::read_to_string(readme_path).unwrap();
-    let blocks = blocks(&readme);
-    assert!(
-        blocks.len() >= 6,
-        "the README's checked blocks: {blocks:#?}"
-    );
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut all = Vec::new();
+    for (page, fewest) in WALK {
+        let text = std::fs::read_to_string(repo.join(page)).unwrap();
+        let found = blocks(&text);
+        assert!(
+            found.len() >= fewest,
+            "{page}'s checked blocks, {fewest} at least: {found:#?}"
+        );
+        all.extend(found);
+    }
     let mut lab = Lab::start();
     let mut ran = 0;
-    for block in &blocks {
+    for block in &all {
         for action in &block.actions {
             lab.act(action);
         }
@@ -335,7 +349,7 @@ fn readme_walk_through_matches_the_build() {
                         let got = field(&format!(" {actual}"), key).map(|v| {
                             v.replace(&lab.a_config.display().to_string(), "config/service-a.toml")
                         });
-                        assert_eq!(want, got, "{key}: README\n{expected}\nbuild\n{actual}");
+                        assert_eq!(want, got, "{key}: page\n{expected}\nbuild\n{actual}");
                     }
                     if expected.contains(" endpoint=") {
                         traces.push(field(&actual, "trace_id").expect("trace_id"));
@@ -351,5 +365,5 @@ fn readme_walk_through_matches_the_build() {
             other => panic!("a checked block must be console or text, not {other}"),
         }
     }
-    assert!(ran >= 15, "{ran} commands and lines checked");
+    assert!(ran >= 20, "{ran} commands and lines checked");
 }

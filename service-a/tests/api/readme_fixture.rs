@@ -1,22 +1,25 @@
-//! The README's pytest fixture ("Put A in front of your own service"), run
-//! as written, with pytest, against the real A and a real upstream: the
-//! fixture cannot drift from the binary.
+//! The manual's pytest fixture (`docs/proxy.md`, "The control API, for test
+//! suites"), run as written, with pytest, against the real A and a real
+//! upstream: the fixture cannot drift from the binary.
 
 use std::process::Command;
 
 use testkit::fake::free_port;
 use testkit::upstream::Mirror;
 
-/// The README's first ```python block.
+/// The page that shows the fixture.
+const PAGE: &str = "docs/proxy.md";
+
+/// The first ```python block of [`PAGE`].
 fn fixture() -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .expect("README.md");
-    let start = readme
+    let page = std::fs::read_to_string(format!("{}/../{PAGE}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("{PAGE}: {e}"));
+    let start = page
         .find("```python\n")
-        .expect("a python block in the README")
+        .unwrap_or_else(|| panic!("a python block in {PAGE}"))
         + 10;
-    let end = start + readme[start..].find("```").expect("closed block");
-    readme[start..end].to_owned()
+    let end = start + page[start..].find("```").expect("closed block");
+    page[start..end].to_owned()
 }
 
 #[test]
@@ -24,7 +27,7 @@ fn fixture() -> String {
 fn the_readme_fixture_runs() {
     let up = Mirror::start();
     let dir = tempfile::tempdir().unwrap();
-    // The README's own example test, made to check what it says.
+    // The page's own example test, made to check what it says.
     let test = fixture().replace(
         "    # ... call your client against `base`: it must retry twice, then succeed\n",
         r#"    import urllib.error
@@ -45,7 +48,7 @@ def test_cleared_between_tests(a_proxy, faults):
     );
     assert!(
         test.contains("codes == [503, 503, 200]"),
-        "the README's example test moved"
+        "the example test of {PAGE} moved"
     );
     let file = dir.path().join("test_readme_fixture.py");
     std::fs::write(&file, test).unwrap();

@@ -173,7 +173,7 @@ fn non_atomic_rewrites_never_apply_a_partial_file() {
 }
 
 /// Saving the same bytes again is a save: A reloads, which restarts
-/// `fail_first` and the seeded sequence of faults, as the README promises.
+/// `fail_first` and the seeded sequence of faults, as docs/faults.md promises.
 #[test]
 fn same_bytes_saved_again_restart_the_sequence() {
     let fault = "fail_first = 1";

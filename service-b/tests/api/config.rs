@@ -36,3 +36,32 @@ fn bad_upstream_settings_exit_2() {
         testkit::assert_bad_config(env!("CARGO_BIN_EXE_service-b"), &config, expected);
     }
 }
+
+/// `--help` says what B does, its KINDs, where its config is, how env
+/// overrides it and what its exit codes mean, word for word.
+#[test]
+fn help_says_what_b_does() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_service-b"))
+        .arg("--help")
+        .output()
+        .expect("service-b runs");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), HELP);
+}
+
+/// B's `--help`, as users have read it.
+const HELP: &str = "\
+Service B of the failure lab: GET /call-echo?msg=... on 127.0.0.1:8081 calls A with a deadline (upstream.timeout_ms, 1000 ms) and names what went wrong with a KIND: timeout, connection_refused, connection_reset, upstream_status, bad_response, unreachable, circuit_open, b_overloaded.
+
+Usage: service-b [OPTIONS]
+
+Options:
+      --config <PATH>  TOML config file [default: config/<binary>.toml, looked for in the working directory and then in each folder above it, as cargo finds Cargo.toml; built-in defaults if there is none]
+  -h, --help           Print help
+  -V, --version        Print version
+
+Endpoints: GET / lists them.
+Config: config/service-b.toml lists every key with its default and range.
+Environment: SERVICE_B_<SECTION>__<KEY> overrides a key of the file, e.g. SERVICE_B_UPSTREAM__TIMEOUT_MS=500; SERVICE_B_SERVER__PORT=0 picks a free port.
+Exit codes: 0 stopped by SIGINT/SIGTERM (Ctrl+C/Ctrl+Break on Windows), 1 cannot listen, 2 bad config.
+";

@@ -26,7 +26,7 @@ mod slow_body;
 
 use std::sync::Arc;
 
-use service_runtime::cli::exit_with;
+use service_runtime::cli::{exit_with, Help};
 use service_runtime::config::ServerSettings;
 use service_runtime::connection::Context;
 use service_runtime::log::Line;
@@ -45,6 +45,12 @@ const SERVICE: Service = Service {
     env_prefix: "SERVICE_A_",
     descriptors_per_connection: 1,
     keep_bodies: false,
+    help: Help {
+        about: "Service A of the failure lab: echoes GET /echo?msg=... on 127.0.0.1:8080, \
+                and misbehaves as [fault] in its config says (slow, failing, dropping, \
+                stalling). Edits of [fault] apply while it runs, within 350 ms of a save.",
+        env_example: "SERVICE_A_FAULT__DELAY_MS=1500",
+    },
 };
 
 fn main() {

@@ -29,7 +29,7 @@ mod upstream;
 
 use std::sync::Arc;
 
-use service_runtime::cli::exit_with;
+use service_runtime::cli::{exit_with, Help};
 use service_runtime::config::EXIT_BAD_CONFIG;
 use service_runtime::log::Line;
 use service_runtime::reload;
@@ -46,6 +46,13 @@ const SERVICE: Service = Service {
     env_prefix: "SERVICE_B_",
     descriptors_per_connection: 2,
     keep_bodies: false,
+    help: Help {
+        about: "Service B of the failure lab: GET /call-echo?msg=... on 127.0.0.1:8081 \
+                calls A with a deadline (upstream.timeout_ms, 1000 ms) and names what went \
+                wrong with a KIND: timeout, connection_refused, connection_reset, \
+                upstream_status, bad_response, unreachable, circuit_open, b_overloaded.",
+        env_example: "SERVICE_B_UPSTREAM__TIMEOUT_MS=500",
+    },
 };
 
 fn main() {

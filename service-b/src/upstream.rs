@@ -335,7 +335,7 @@ impl Upstream {
     /// breaker and with retries.
     pub async fn echo(&self, url: Url, forward: &Forward) -> Call<String> {
         let started = Instant::now();
-        let (ticket, change) = self.breaker.admit();
+        let (ticket, change) = self.breaker.admit(started);
         self.log_breaker(change, forward);
         let call = match ticket {
             Err(retry_in) => Call {
@@ -352,7 +352,7 @@ impl Upstream {
             Ok(ticket) => {
                 let call = self.call_with_retries(url, forward, classify::echo_body).await;
                 let healthy = call.result.as_ref().map_or_else(|e| !e.against_a, |_| true);
-                let change = self.breaker.record(ticket, healthy);
+                let change = self.breaker.record(ticket, healthy, Instant::now());
                 self.log_breaker(change, forward);
                 call
             }

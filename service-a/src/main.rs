@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - `echo`: the endpoints and their log lines.
+//! - `app`: the shared state: the faults in force, where they came from, metrics.
 //! - `fault`: every injected fault, decided per request, applied to any answer.
 //! - `proxy`: proxy mode, A in front of another service (`[proxy] upstream`).
 //! - `slow_body`: answer bodies that stall or trickle.
@@ -17,6 +18,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod admin;
+mod app;
 mod config;
 mod echo;
 mod fault;
@@ -34,8 +36,8 @@ use service_runtime::metrics::{HttpMetrics, Registry};
 use service_runtime::server::{Limits, EXECUTOR, EXIT_START_FAILED};
 use service_runtime::service::Service;
 
+use crate::app::App;
 use crate::config::Settings;
-use crate::echo::App;
 use crate::fault::Faults;
 
 const SERVICE: Service = Service {

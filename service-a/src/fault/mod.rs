@@ -29,6 +29,5 @@ mod settings;
 mod tests;
 
 pub use draw::Faults;
-pub use headers::{SlowBudget, SlowSlot};
-pub use plan::Plan;
+pub use headers::SlowSlot;
 pub use settings::FaultSettings;

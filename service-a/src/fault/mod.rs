@@ -13,6 +13,7 @@
 //! # Layout
 //!
 //! - `settings`: `[fault]` as written, its limits and log fields.
+//! - `distribution`: a status or a delay, as a distribution to draw from.
 //! - `draw`: the dice of each load, and one request's draw.
 //! - `plan`: what one request gets, settled, and the faults' names.
 //! - `rules`: `[[fault.rules]]`, faults for some requests only.
@@ -20,6 +21,7 @@
 //! - `apply`: a plan run around an answer, echoed or proxied.
 
 pub mod apply;
+mod distribution;
 mod draw;
 mod headers;
 mod plan;

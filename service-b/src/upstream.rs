@@ -39,7 +39,7 @@ use url::Url;
 use crate::answer::ExactStatus;
 use crate::breaker::{Breaker, BreakerSettings, State};
 use crate::classify;
-use crate::kind::{CallError, ErrorKind};
+use crate::kind::{CallError, Kind};
 use crate::pool::{Pool, PoolCounters};
 use crate::retry::{Retry, Stop};
 
@@ -54,7 +54,7 @@ pub struct UpstreamSettings {
     /// Calls to A after the first, for failures listed in `retry_on`.
     pub retries: u32,
     /// Which KINDs are retried; `timeout` never is.
-    pub retry_on: Vec<ErrorKind>,
+    pub retry_on: Vec<Kind>,
     /// Backoff before retry n is random in 0..=min(backoff_max_ms, backoff_base_ms * 2^(n-1)).
     pub backoff_base_ms: u64,
     /// The cap of one backoff.
@@ -72,7 +72,7 @@ impl Default for UpstreamSettings {
             url: "http://127.0.0.1:8080".to_owned(),
             timeout_ms: 1000,
             retries: 0,
-            retry_on: vec![ErrorKind::ConnectionRefused, ErrorKind::ConnectionReset],
+            retry_on: vec![Kind::ConnectionRefused, Kind::ConnectionReset],
             backoff_base_ms: 25,
             backoff_max_ms: 250,
             max_idle_connections: 128,
@@ -92,11 +92,7 @@ impl UpstreamSettings {
         self.base_url()?;
         Invalid::check_range("upstream.timeout_ms", self.timeout_ms, 1..=600_000)?;
         Invalid::check_range("upstream.retries", self.retries, 0..=10)?;
-        let never = [
-            ErrorKind::Timeout,
-            ErrorKind::CircuitOpen,
-            ErrorKind::BOverloaded,
-        ];
+        let never = [Kind::Timeout, Kind::CircuitOpen, Kind::BOverloaded];
         if self.retry_on.iter().any(|k| never.contains(k)) {
             return Err(Invalid {
                 key: "upstream.retry_on",
@@ -340,7 +336,7 @@ impl Upstream {
         let call = match ticket {
             Err(retry_in) => Call {
                 result: Err(CallError::new(
-                    ErrorKind::CircuitOpen,
+                    Kind::CircuitOpen,
                     format!(
                         "circuit open after {} failed calls in a row; A not called; next trial in {} ms",
                         self.breaker.failures(),

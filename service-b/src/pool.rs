@@ -235,16 +235,16 @@ impl Pool {
         })
     }
 
-    /// One exchange on `conn`; a complete answer that allows it puts the
-    /// connection back in the pool.
-    async fn exchange(
+    /// One request and its answer on `conn`, timed; a complete answer that
+    /// allows it puts the connection back in the pool.
+    async fn round_trip(
         &self,
         mut conn: Conn,
         req: &Request,
         reused: bool,
     ) -> (Result<Answer, Failure>, Option<Conn>) {
         let started = Instant::now();
-        match exchange(&mut conn, req, &self.authority).await {
+        match send_and_read(&mut conn, req, &self.authority).await {
             Ok(answer) => {
                 let took = started.elapsed();
                 let out_of_step = reused && conn.out_of_step(took);
@@ -278,7 +278,7 @@ impl HttpClient for Pool {
     async fn send(&self, req: Request) -> Result<Response, http_types::Error> {
         if let Some(conn) = self.checkout() {
             let before = conn.buf.received();
-            match self.exchange(conn, &req, true).await {
+            match self.round_trip(conn, &req, true).await {
                 (Ok(answer), _) => return Ok(into_response(answer)),
                 // Rule 4: A closed it as B sent; no byte of an answer came.
                 (Err(Failure::Closed(Closed::Fin | Closed::Reset)), Some(conn))
@@ -290,7 +290,7 @@ impl HttpClient for Pool {
             }
         }
         let conn = self.connect().await?;
-        match self.exchange(conn, &req, false).await {
+        match self.round_trip(conn, &req, false).await {
             (Ok(answer), _) => Ok(into_response(answer)),
             (Err(failure), _) => Err(failure.into()),
         }
@@ -308,7 +308,7 @@ impl HttpClient for Pool {
 
 /// Writes `req` and reads its whole answer. Dropped at the deadline, it drops
 /// the connection with it (rule 1).
-async fn exchange(conn: &mut Conn, req: &Request, authority: &str) -> Result<Answer, Failure> {
+async fn send_and_read(conn: &mut Conn, req: &Request, authority: &str) -> Result<Answer, Failure> {
     let mut head = Vec::with_capacity(512);
     encode(req, authority, &mut head);
     (&conn.io).write_all(&head).await.map_err(io_failure)?;

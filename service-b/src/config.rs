@@ -8,7 +8,7 @@ use service_runtime::log::LogSettings;
 use service_runtime::trace::TraceSettings;
 
 use crate::breaker::BreakerSettings;
-use crate::upstream::UpstreamSettings;
+use crate::upstream::settings::UpstreamSettings;
 
 /// Everything in config/service-b.toml.
 ///

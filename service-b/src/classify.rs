@@ -14,10 +14,9 @@ use std::io;
 
 use http_types::StatusCode;
 use serde::Deserialize;
-pub use service_runtime::answer::{closed_early, Closed, Failure};
+use service_runtime::answer::{closed_early, cut, Failure};
 use service_runtime::wire;
 
-use crate::answer::cut;
 use crate::kind::{CallError, Kind};
 
 /// The most bytes of A's error body quoted in a detail: enough for A's own

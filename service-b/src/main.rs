@@ -9,7 +9,6 @@
 //! - `retry`: which failures are retried, the backoff, the retry budget.
 //! - `breaker`: the circuit breaker; `[circuit_breaker]`.
 //! - `pool`: keep-alive connections to A that never hand one call another's answer.
-//! - `answer`: B's decoder of A's answers: bounded memory, any status, strict framing.
 //! - `config`: the settings file, composed of the sections above.
 
 #![forbid(unsafe_code)]
@@ -17,7 +16,6 @@
 // Nothing reachable from a request may panic; tests may unwrap (clippy.toml).
 #![deny(clippy::unwrap_used)]
 
-mod answer;
 mod breaker;
 mod call_echo;
 mod classify;

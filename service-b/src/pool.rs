@@ -1,5 +1,5 @@
 //! B's keep-alive connections to A: surf's backend, writing requests and
-//! reading answers with B's own decoder (`answer.rs`).
+//! reading answers with the runtime's bounded decoder (`service_runtime::answer`).
 //!
 //! What each part does: surf is B's client API (a `surf::Request` in, a
 //! `surf::Response` out, its error type); this pool is surf's `HttpClient`,
@@ -86,12 +86,11 @@ use http_client::{Config, HttpClient, Request, Response};
 use http_types::headers::{HeaderName, HeaderValue};
 use http_types::{Body, StatusCode};
 use prometheus_client::metrics::counter::Counter;
+use service_runtime::answer::{
+    closed_early, push_field, read_answer, start_request, Answer, Closed, Failure, ReadBuf,
+};
 use smol::io::AsyncWriteExt as _;
 use smol::Async;
-
-use crate::answer::{read_answer, Answer, ReadBuf};
-use crate::classify::{closed_early, Closed, Failure};
-use service_runtime::answer::{push_field, start_request};
 
 /// How many times the slowest of its [`RECENT`] exchanges a reused connection rests after an
 /// out-of-step answer (rule 3). A displaced answer comes about one exchange's

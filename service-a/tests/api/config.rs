@@ -131,32 +131,3 @@ fn version_names_the_binary() {
         format!("service-a {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
-
-/// `--help` says what A does, where its config is, how env overrides it and
-/// what its exit codes mean, word for word.
-#[test]
-fn help_says_what_a_does() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_service-a"))
-        .arg("--help")
-        .output()
-        .expect("service-a runs");
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), HELP);
-}
-
-/// A's `--help`, as users have read it.
-const HELP: &str = "\
-Service A of the failure lab: echoes GET /echo?msg=... on 127.0.0.1:8080, and misbehaves as [fault] in its config says (slow, failing, dropping, stalling). Edits of [fault] apply while it runs, within 350 ms of a save.
-
-Usage: service-a [OPTIONS]
-
-Options:
-      --config <PATH>  TOML config file [default: config/<binary>.toml, looked for in the working directory and then in each folder above it, as cargo finds Cargo.toml; built-in defaults if there is none]
-  -h, --help           Print help
-  -V, --version        Print version
-
-Endpoints: GET / lists them.
-Config: config/service-a.toml lists every key with its default and range.
-Environment: SERVICE_A_<SECTION>__<KEY> overrides a key of the file, e.g. SERVICE_A_FAULT__DELAY_MS=1500; SERVICE_A_SERVER__PORT=0 picks a free port.
-Exit codes: 0 stopped by SIGINT/SIGTERM (Ctrl+C/Ctrl+Break on Windows), 1 cannot listen, 2 bad config.
-";

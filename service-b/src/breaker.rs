@@ -193,6 +193,15 @@ mod tests {
         b.record(ticket, false, now)
     }
 
+    /// A breaker opened at `t0`, and the instant its open period ends.
+    fn opened_at(t0: Instant) -> (Breaker, Instant) {
+        let b = breaker();
+        for _ in 0..3 {
+            fail(&b, t0);
+        }
+        (b, t0 + OPEN)
+    }
+
     /// Opens after the threshold, refuses for exactly open_ms (saying how
     /// long is left), half-opens then, closes on the trial's success.
     #[test]
@@ -219,12 +228,7 @@ mod tests {
     /// A failed trial opens the breaker again at once, for open_ms from then.
     #[test]
     fn failed_trial_reopens() {
-        let t0 = Instant::now();
-        let b = breaker();
-        for _ in 0..3 {
-            fail(&b, t0);
-        }
-        let t1 = t0 + OPEN;
+        let (b, t1) = opened_at(Instant::now());
         assert_eq!(fail(&b, t1), Some(State::Open));
         assert!(b.admit(t1 + OPEN - TICK).0.is_err());
         assert_eq!(b.admit(t1 + OPEN).1, Some(State::HalfOpen));
@@ -234,12 +238,7 @@ mod tests {
     /// half-open for open_ms at most; then another trial goes.
     #[test]
     fn a_lost_trial_is_replaced() {
-        let t0 = Instant::now();
-        let b = breaker();
-        for _ in 0..3 {
-            fail(&b, t0);
-        }
-        let t1 = t0 + OPEN;
+        let (b, t1) = opened_at(Instant::now());
         let (lost, _) = b.admit(t1);
         assert!(lost.is_ok());
         assert!(b.admit(t1 + OPEN - TICK).0.is_err());

@@ -1,5 +1,7 @@
 //! A's endpoints: `/health` (never faulted), `/echo` (faulted as `[fault]` says)
-//! and `/metrics`, with one log line per request.
+//! and `/metrics`, with one log line per request; in proxy mode every other
+//! path is forwarded, faulted the same way. What became of a request (an
+//! [`Outcome`]) is turned here into what the connection does ([`Reply`]).
 
 use std::sync::Arc;
 

@@ -346,7 +346,7 @@ fn encode(req: &Request, authority: &str, out: &mut Vec<u8>) {
 
 /// surf's `Response` for a decoded answer: the status if http-types names it
 /// (else the first of its class), every header field that is ASCII, the
-/// body, and the exact status as an [`ExactStatus`] extension, which is what
+/// body, and the exact status as an [`ExactStatus`](service_runtime::answer::ExactStatus) extension, which is what
 /// B reads.
 fn into_response(answer: Answer) -> Response {
     let Answer { head, body, .. } = answer;

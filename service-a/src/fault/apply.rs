@@ -77,7 +77,7 @@ impl Injected {
 pub enum Outcome {
     Answered(Box<Response>),
     /// Answered, the body slow (stalled or trickled): the head goes out at
-    /// once, the body as [`SlowBody`] lets it.
+    /// once, the body as [`SlowBody`](crate::slow_body::SlowBody) lets it.
     Slow {
         res: Box<Response>,
         bytes: Vec<u8>,

@@ -4,11 +4,11 @@
 //! `fail_first`) and its random generator (for `probability`, jitter, the
 //! lognormal delay, weighted statuses and garbage bytes, seeded by `seed`)
 //! start afresh, so the same seed replays the same faults. Every request
-//! draws its own [`Plan`]: faults are decided per request, never per
+//! draws its own [`Plan`](plan::Plan): faults are decided per request, never per
 //! connection, so keep-alive connections do not escape them.
 //!
 //! A fault has one name everywhere: in `x-fault-injected`, in A's log line
-//! (`fault=`) and in `faults_injected_total{fault=...}` ([`Plan::names`]).
+//! (`fault=`) and in `faults_injected_total{fault=...}` ([`Plan::names`](plan::Plan::names)).
 //!
 //! # Layout
 //!

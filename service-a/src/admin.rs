@@ -31,7 +31,7 @@ use service_runtime::config::Invalid;
 use service_runtime::http::{self, json, ApiError, Reply};
 use service_runtime::log::Line;
 
-use crate::echo::{App, Source};
+use crate::app::{App, Source};
 use crate::fault::{FaultSettings, Faults};
 
 /// Connections the control API serves at once: a test suite needs one or two.

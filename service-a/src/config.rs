@@ -7,7 +7,7 @@ use service_runtime::trace::TraceSettings;
 
 use crate::admin::AdminSettings;
 use crate::fault::FaultSettings;
-use crate::proxy::ProxySettings;
+use crate::proxy::settings::ProxySettings;
 
 /// Everything in config/service-a.toml.
 ///

@@ -1,163 +1,20 @@
 //! A's endpoints: `/health` (never faulted), `/echo` (faulted as `[fault]` says)
-//! and `/metrics`, with one log line per request.
+//! and `/metrics`, with one log line per request; in proxy mode every other
+//! path is forwarded, faulted the same way. What became of a request (an
+//! [`Outcome`]) is turned here into what the connection does ([`Reply`]).
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use http_types::{Body, Request, StatusCode};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use service_runtime::exchange::Exchange;
 use service_runtime::http::{self, json, query_param, route, Reply, Routes};
-use service_runtime::metrics::{self, HttpMetrics, Registry};
+use service_runtime::metrics;
 
+use crate::app::App;
 use crate::fault::apply::{self, Base, Outcome};
-use crate::fault::{Faults, Plan, SlowBudget};
 use crate::proxy::Upstream;
 use crate::slow_body::{Ending, SlowBody};
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FaultLabel {
-    fault: &'static str,
-}
-
-/// A's shared state: the faults in force (swapped whole on each reload),
-/// the budget of header-slowed requests, and metrics.
-#[derive(Debug)]
-pub struct App {
-    /// Read once per request; replaced by the config watcher.
-    pub faults: ArcSwap<Faults>,
-    /// Requests slowed by their own `x-fault-*` headers, in flight.
-    pub(crate) slowed: Arc<SlowBudget>,
-    registry: Registry,
-    /// Requests by endpoint and status (the server counts refused ones here too).
-    pub http: HttpMetrics,
-    injected: Family<FaultLabel, Counter>,
-    /// The service A stands in front of, in proxy mode.
-    pub upstream: Option<Upstream>,
-    upstream_errors: Family<KindLabel, Counter>,
-    /// Where the faults in force came from; set with them.
-    source: std::sync::Mutex<Source>,
-    changes: Family<SourceLabel, Counter>,
-    active: Family<SourceLabel, Gauge>,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SourceLabel {
-    source: &'static str,
-}
-
-/// Where the faults in force came from: the config file, or the control API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The config file (at start, and at each saved change).
-    File,
-    /// The control API (`[admin]`), until the file next changes.
-    Api,
-}
-
-impl Source {
-    /// `file` or `api`, in answers, log lines and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::File => "file",
-            Source::Api => "api",
-        }
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabel {
-    kind: &'static str,
-}
-
-impl App {
-    /// State with `faults` in force, for a server of `max_connections`.
-    pub fn new(faults: Faults, max_connections: usize) -> Self {
-        let mut registry = Registry::default();
-        let http = HttpMetrics::register(&mut registry);
-        let injected = Family::<FaultLabel, Counter>::default();
-        registry.register(
-            "faults_injected",
-            "Faults injected into /echo requests, by name (as in x-fault-injected and the log's fault=), and abandoned delays",
-            injected.clone(),
-        );
-        let upstream_errors = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "proxy_upstream_errors",
-            "Proxied requests the upstream failed (A answered 502 or 504 itself), by KIND",
-            upstream_errors.clone(),
-        );
-        let changes = Family::<SourceLabel, Counter>::default();
-        registry.register(
-            "faults_changes",
-            "Changes of the faults in force, by source: a saved edit of the file, or the control API",
-            changes.clone(),
-        );
-        let active = Family::<SourceLabel, Gauge>::default();
-        registry.register(
-            "faults_source",
-            "1 for where the faults in force came from (file or api), 0 for the other",
-            active.clone(),
-        );
-        active.get_or_create(&SourceLabel { source: "file" }).set(1);
-        active.get_or_create(&SourceLabel { source: "api" }).set(0);
-        Self {
-            source: std::sync::Mutex::new(Source::File),
-            changes,
-            active,
-            upstream: None,
-            upstream_errors,
-            faults: ArcSwap::from_pointee(faults),
-            slowed: Arc::new(SlowBudget::new(max_connections)),
-            registry,
-            http,
-            injected,
-        }
-    }
-
-    /// Puts `faults` in force, from `source`: the next request reads them.
-    pub fn put_faults(&self, faults: Faults, source: Source) {
-        let mut now = self.source.lock().unwrap_or_else(|p| p.into_inner());
-        self.faults.store(Arc::new(faults));
-        *now = source;
-        for s in [Source::File, Source::Api] {
-            let on = i64::from(s == source);
-            self.active
-                .get_or_create(&SourceLabel { source: s.name() })
-                .set(on);
-        }
-        self.changes
-            .get_or_create(&SourceLabel {
-                source: source.name(),
-            })
-            .inc();
-    }
-
-    /// Where the faults in force came from.
-    pub fn source(&self) -> Source {
-        *self.source.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// In proxy mode: forwards to `upstream` (`None`: A echoes).
-    pub fn proxying(mut self, upstream: Option<Upstream>) -> Self {
-        self.upstream = upstream;
-        self
-    }
-
-    pub(crate) fn count_faults(&self, plan: &Plan) {
-        for fault in plan.names() {
-            self.count(fault);
-        }
-    }
-
-    pub(crate) fn count(&self, fault: &'static str) {
-        self.injected.get_or_create(&FaultLabel { fault }).inc();
-    }
-}
 
 /// In proxy mode, A's own endpoints: never forwarded, never faulted.
 const OWN_IN_PROXY_MODE: [&str; 2] = ["/health", "/metrics"];
@@ -180,7 +37,7 @@ async fn proxied(
     };
     let req = &*req;
     let failed = std::sync::Mutex::new(None);
-    let outcome = apply::run(app, req, exchange, plan, || async {
+    let outcome = apply::run(&app.injected, req, exchange, plan, || async {
         upstream.forward(req, &body).await.map_err(|e| {
             let kind = e.kind;
             let res = e.into_response(&upstream.url);
@@ -190,7 +47,7 @@ async fn proxied(
     })
     .await;
     if let Some(kind) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        app.upstream_errors.get_or_create(&KindLabel { kind }).inc();
+        app.count_upstream_error(kind);
         exchange.keep("upstream_error", kind.to_owned());
     }
     outcome
@@ -206,7 +63,7 @@ async fn echo(app: &App, req: &Request, exchange: &mut Exchange) -> Outcome {
         Ok(plan) => plan,
         Err(e) => return e.into(),
     };
-    apply::run(app, req, exchange, plan, || async {
+    apply::run(&app.injected, req, exchange, plan, || async {
         Ok(Base {
             res: json(StatusCode::Ok, &Echo { echo: &msg }),
             code: 200,
@@ -274,45 +131,43 @@ pub async fn handle(app: Arc<App>, mut req: Request) -> Reply {
         Outcome::Reset => ("reset", 0),
         Outcome::Abandoned => ("abandoned", 0),
     };
-    if let Outcome::Slow {
-        mut res,
-        bytes,
-        stall,
-        bytes_per_s,
-        within,
-        slot,
-    } = outcome
-    {
-        // The line is written when the body is done (or cut short).
-        let ending = Ending {
-            exchange,
-            status,
-            http_status,
+    let reply = match outcome {
+        Outcome::Slow {
+            mut res,
+            bytes,
+            stall,
+            bytes_per_s,
+            within,
             slot,
-        };
-        let len = bytes.len();
-        let mut slow = SlowBody::new(bytes, stall, bytes_per_s, ending);
-        if let Some(within) = within {
-            slow = slow.trickle_within(within);
+        } => {
+            // The line is written when the body is done (or cut short).
+            let ending = Ending {
+                exchange,
+                status,
+                http_status,
+                slot,
+            };
+            let len = bytes.len();
+            let mut slow = SlowBody::new(bytes, stall, bytes_per_s, ending);
+            if let Some(within) = within {
+                slow = slow.trickle_within(within);
+            }
+            res.set_body(Body::from_reader(smol::io::BufReader::new(slow), Some(len)));
+            return Reply::Stream(*res);
         }
-        res.set_body(Body::from_reader(smol::io::BufReader::new(slow), Some(len)));
-        return Reply::Stream(*res);
-    }
-    exchange.finish(status, http_status, http_status, |line| line);
-
-    match outcome {
         Outcome::Answered(res) => Reply::Send(*res),
         Outcome::Raw { bytes, .. } => Reply::Raw(bytes),
         Outcome::Dropped | Outcome::Abandoned => Reply::Close,
         Outcome::Reset => Reply::Reset,
-        Outcome::Slow { .. } => Reply::Close,
-    }
+    };
+    exchange.finish(status, http_status, http_status, |line| line);
+    reply
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fault::FaultSettings;
+    use crate::fault::{FaultSettings, Faults};
     use http_types::Response;
     use service_runtime::wire::FAULT_INJECTED;
 

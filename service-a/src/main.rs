@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - `echo`: the endpoints and their log lines.
+//! - `app`: the shared state: the faults in force, where they came from, metrics.
 //! - `fault`: every injected fault, decided per request, applied to any answer.
 //! - `proxy`: proxy mode, A in front of another service (`[proxy] upstream`).
 //! - `slow_body`: answer bodies that stall or trickle.
@@ -17,6 +18,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod admin;
+mod app;
 mod config;
 mod echo;
 mod fault;
@@ -26,7 +28,7 @@ mod slow_body;
 
 use std::sync::Arc;
 
-use service_runtime::cli::exit_with;
+use service_runtime::cli::{exit_with, Help};
 use service_runtime::config::ServerSettings;
 use service_runtime::connection::Context;
 use service_runtime::log::Line;
@@ -34,8 +36,8 @@ use service_runtime::metrics::{HttpMetrics, Registry};
 use service_runtime::server::{Limits, EXECUTOR, EXIT_START_FAILED};
 use service_runtime::service::Service;
 
+use crate::app::App;
 use crate::config::Settings;
-use crate::echo::App;
 use crate::fault::Faults;
 
 const SERVICE: Service = Service {
@@ -45,6 +47,12 @@ const SERVICE: Service = Service {
     env_prefix: "SERVICE_A_",
     descriptors_per_connection: 1,
     keep_bodies: false,
+    help: Help {
+        about: "Service A of the failure lab: echoes GET /echo?msg=... on 127.0.0.1:8080, \
+                and misbehaves as [fault] in its config says (slow, failing, dropping, \
+                stalling). Edits of [fault] apply while it runs, within 350 ms of a save.",
+        env_example: "SERVICE_A_FAULT__DELAY_MS=1500",
+    },
 };
 
 fn main() {

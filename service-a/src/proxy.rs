@@ -33,140 +33,33 @@
 //!   The KIND (`connection_refused`, `unreachable`, `connection_reset`,
 //!   `bad_response`, `timeout`) is the `upstream_error=` of A's log line and
 //!   the label of `proxy_upstream_errors_total`.
+//!
+//! # Layout
+//!
+//! - this file: the pool of connections to the upstream, one round trip on it.
+//! - `settings`: `[proxy]` and its limits.
+//! - `message`: the request as it goes up, the answer as it comes back.
+//! - `error`: an upstream's failure as A's own 502 or 504, with its KIND.
+
+mod error;
+mod message;
+pub mod settings;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use http_types::headers::{HeaderName, HeaderValue};
-use http_types::{Method, Request, Response, StatusCode};
-use serde::{Deserialize, Serialize};
-use service_runtime::answer::{
-    closed_early, push_field, read_answer_to, start_request, Answer, Closed, Failure, ReadBuf,
-};
-use service_runtime::config::Invalid;
-use service_runtime::http::json;
-use service_runtime::wire::FAULT_PREFIX;
+use http_types::{Method, Request};
+use service_runtime::answer::{closed_early, read_answer_to, Answer, Closed, Failure, ReadBuf};
 use smol::future::FutureExt as _;
 use smol::io::AsyncWriteExt as _;
 use smol::{Async, Timer};
 
+use self::error::UpstreamError;
+use self::message::{encode_head, into_base};
+use self::settings::ProxySettings;
 use crate::fault::apply::Base;
-
-/// The longest `timeout_ms` (ten minutes): a longer wait is a typo.
-const MAX_TIMEOUT_MS: u64 = 600_000;
-
-/// The most idle connections kept: more would only hold descriptors.
-const MAX_IDLE: u32 = 4096;
-
-/// `[proxy]`: absent (or `upstream = ""`), A echoes; set, A forwards every
-/// request but its own `/health` and `/metrics` to `upstream`. Restart to change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProxySettings {
-    /// `http://host:port` of the service A stands in front of; empty: echo.
-    pub upstream: String,
-    /// The longest one exchange with the upstream may take (connect, send,
-    /// whole answer); past it, A answers 504.
-    pub timeout_ms: u64,
-    /// Idle keep-alive connections kept to the upstream.
-    pub max_idle_connections: u32,
-    /// An idle connection older than this is not reused: below the
-    /// upstream's own idle timeout, so a close never races a reuse.
-    pub idle_timeout_ms: u64,
-}
-
-impl Default for ProxySettings {
-    fn default() -> Self {
-        Self {
-            upstream: String::new(),
-            timeout_ms: 30_000,
-            max_idle_connections: 64,
-            idle_timeout_ms: 2_000,
-        }
-    }
-}
-
-impl ProxySettings {
-    /// Checks every `[proxy]` key.
-    pub fn validate(&self) -> Result<(), Invalid> {
-        if !self.upstream.is_empty() {
-            let url =
-                Invalid::check_http_url("proxy.upstream", &self.upstream, "http://127.0.0.1:9000")?;
-            if !matches!(url.path(), "" | "/") {
-                return Err(Invalid {
-                    key: "proxy.upstream",
-                    value: format!("{:?}", self.upstream),
-                    expected:
-                        "an origin only (http://host:port): A forwards each request's own path"
-                            .to_owned(),
-                });
-            }
-        }
-        Invalid::check_range("proxy.timeout_ms", self.timeout_ms, 1..=MAX_TIMEOUT_MS)?;
-        Invalid::check_range(
-            "proxy.max_idle_connections",
-            self.max_idle_connections,
-            0..=MAX_IDLE,
-        )?;
-        Invalid::check_range(
-            "proxy.idle_timeout_ms",
-            self.idle_timeout_ms,
-            1..=MAX_TIMEOUT_MS,
-        )?;
-        Ok(())
-    }
-}
-
-/// Why the upstream gave no usable answer: A's own 502 or 504.
-#[derive(Debug)]
-pub struct UpstreamError {
-    /// The KIND, as B names the same failures: `connection_refused`,
-    /// `unreachable`, `connection_reset`, `bad_response`, `timeout`.
-    pub kind: &'static str,
-    /// What happened, in words.
-    pub detail: String,
-}
-
-impl UpstreamError {
-    /// A's answer for it: 504 for a timeout, else 502, JSON.
-    pub fn into_response(self, upstream: &str) -> Response {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            error: &'a str,
-            kind: &'a str,
-            upstream: &'a str,
-        }
-        let status = if self.kind == "timeout" {
-            StatusCode::GatewayTimeout
-        } else {
-            StatusCode::BadGateway
-        };
-        json(
-            status,
-            &Body {
-                error: &self.detail,
-                kind: self.kind,
-                upstream,
-            },
-        )
-    }
-
-    fn from_failure(failure: &Failure, authority: &str) -> Self {
-        let peer = "the upstream";
-        let (kind, detail) = match failure {
-            Failure::Connect(e) if e.kind() == io::ErrorKind::ConnectionRefused => (
-                "connection_refused",
-                format!("nothing listens at {authority} (connection refused)"),
-            ),
-            Failure::Connect(e) => ("unreachable", format!("cannot reach {authority}: {e}")),
-            Failure::Closed(_) | Failure::Read(_) => ("connection_reset", failure.describe(peer)),
-            Failure::Malformed(_) => ("bad_response", failure.describe(peer)),
-        };
-        Self { kind, detail }
-    }
-}
 
 /// The upstream and A's pool of connections to it.
 #[derive(Debug)]
@@ -230,15 +123,15 @@ impl Upstream {
     pub async fn forward(&self, req: &Request, body: &[u8]) -> Result<Base, UpstreamError> {
         let head = encode_head(req, &self.authority, body.len());
         let head_only = req.method() == Method::Head;
-        let exchange = async {
-            let answer = self.exchange(&head, body, head_only, req.method()).await;
+        let answer = async {
+            let answer = self.round_trip(&head, body, head_only, req.method()).await;
             Some(answer)
         };
         let timed_out = async {
             Timer::after(self.timeout).await;
             None
         };
-        match exchange.or(timed_out).await {
+        match answer.or(timed_out).await {
             Some(Ok(answer)) => into_base(answer),
             Some(Err(failure)) => Err(UpstreamError::from_failure(&failure, &self.authority)),
             None => Err(UpstreamError {
@@ -252,11 +145,12 @@ impl Upstream {
         }
     }
 
-    /// One exchange on a pooled connection, or a fresh one. A pooled
+    /// The request sent and its whole answer read, on a pooled connection
+    /// or a fresh one. A pooled
     /// connection the upstream closed just as it was reused is retried once
     /// on a fresh connection, for methods that may be repeated (RFC 9110
     /// §9.2.2), as nginx's `proxy_next_upstream` does.
-    async fn exchange(
+    async fn round_trip(
         &self,
         head: &[u8],
         body: &[u8],
@@ -264,14 +158,14 @@ impl Upstream {
         method: Method,
     ) -> Result<Answer, Failure> {
         if let Some(mut conn) = self.checkout() {
-            match send(&mut conn, head, body, head_only).await {
+            match send_and_read(&mut conn, head, body, head_only).await {
                 Ok(answer) => return Ok(self.done(conn, answer)),
                 Err(Failure::Closed(Closed::Fin | Closed::Reset)) if idempotent(method) => {}
                 Err(other) => return Err(other),
             }
         }
         let mut conn = self.connect().await?;
-        let answer = send(&mut conn, head, body, head_only).await?;
+        let answer = send_and_read(&mut conn, head, body, head_only).await?;
         Ok(self.done(conn, answer))
     }
 
@@ -328,7 +222,7 @@ fn idempotent(method: Method) -> bool {
 }
 
 /// Writes the request and reads its whole answer.
-async fn send(
+async fn send_and_read(
     conn: &mut Conn,
     head: &[u8],
     body: &[u8],
@@ -348,170 +242,4 @@ async fn send(
         (&conn.io).write_all(&all).await.map_err(io_failure)?;
     }
     read_answer_to(&mut &conn.io, &mut conn.buf, head_only).await
-}
-
-/// Whether a field is hop-by-hop (RFC 9110 §7.6.1), framing A redoes, or
-/// `Expect` (answered by A already): never passed on in either direction.
-fn hop_by_hop(name: &str) -> bool {
-    const FIELDS: [&str; 10] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "host",
-        "expect",
-    ];
-    FIELDS.iter().any(|f| name.eq_ignore_ascii_case(f))
-}
-
-/// The fields a `Connection` header names: hop-by-hop too.
-fn named_by_connection(connection: Option<&str>, name: &str) -> bool {
-    connection.is_some_and(|c| {
-        c.split(',')
-            .any(|token| token.trim().eq_ignore_ascii_case(name))
-    })
-}
-
-/// The request head as it goes upstream.
-fn encode_head(req: &Request, authority: &str, body_len: usize) -> Vec<u8> {
-    let url = req.url();
-    let mut out = Vec::with_capacity(512);
-    start_request(
-        &mut out,
-        req.method().as_ref(),
-        url.path(),
-        url.query(),
-        authority,
-    );
-    let connection = req.header("connection").map(|v| v.as_str());
-    for (name, values) in req.iter() {
-        let name = name.as_str();
-        if hop_by_hop(name)
-            || name.starts_with(FAULT_PREFIX)
-            || named_by_connection(connection, name)
-        {
-            continue;
-        }
-        for value in values.iter() {
-            push_field(&mut out, name, value.as_str());
-        }
-    }
-    let has_body =
-        body_len > 0 || matches!(req.method(), Method::Post | Method::Put | Method::Patch);
-    if has_body {
-        out.extend_from_slice(format!("content-length: {body_len}\r\n").as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
-/// The upstream's answer as A's base answer: its exact status, its
-/// end-to-end fields, its body.
-fn into_base(answer: Answer) -> Result<Base, UpstreamError> {
-    let Answer { head, body, .. } = answer;
-    let code = head.status.code;
-    if code == 101 {
-        return Err(UpstreamError {
-            kind: "bad_response",
-            detail: "the upstream switched protocols (101): A proxies HTTP/1.x requests only"
-                .to_owned(),
-        });
-    }
-    let named = StatusCode::try_from(code)
-        .ok()
-        .filter(|_| code >= 200)
-        .unwrap_or(StatusCode::InternalServerError);
-    let mut res = Response::new(named);
-    let connection = head
-        .headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-        .map(str::to_owned);
-    for (name, value) in head.headers {
-        if hop_by_hop(&name) || named_by_connection(connection.as_deref(), &name) {
-            continue;
-        }
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_string(name),
-            HeaderValue::from_bytes(value),
-        ) {
-            res.append_header(name, value);
-        }
-    }
-    res.set_body(body);
-    Ok(Base { res, code })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Hop-by-hop fields, those `Connection` names, and `x-fault-*` stay behind.
-    #[test]
-    fn hop_by_hop_fields_stay_behind() {
-        let mut req = Request::post("http://a:1/orders/7?x=1&y=%20");
-        req.insert_header("connection", "keep-alive, x-private");
-        req.insert_header("x-private", "1");
-        req.insert_header("keep-alive", "timeout=5");
-        req.insert_header("te", "trailers");
-        req.insert_header("upgrade", "h2c");
-        req.insert_header("x-fault-status", "503");
-        req.insert_header("expect", "100-continue");
-        req.insert_header("x-end-to-end", "kept");
-        let head = String::from_utf8(encode_head(&req, "127.0.0.1:9", 3)).unwrap();
-        assert!(
-            head.starts_with("POST /orders/7?x=1&y=%20 HTTP/1.1\r\nhost: 127.0.0.1:9\r\n"),
-            "{head}"
-        );
-        for gone in [
-            "connection",
-            "x-private",
-            "keep-alive",
-            "te:",
-            "upgrade",
-            "x-fault",
-            "expect",
-        ] {
-            assert!(!head.contains(gone), "{gone} in {head}");
-        }
-        assert!(head.contains("x-end-to-end: kept\r\n"), "{head}");
-        assert!(head.ends_with("content-length: 3\r\n\r\n"), "{head}");
-        // A GET without a body announces none.
-        let get = String::from_utf8(encode_head(&Request::get("http://a/"), "h:1", 0)).unwrap();
-        assert!(!get.contains("content-length"), "{get}");
-    }
-
-    /// `[proxy]`: an origin only, http only; limits named.
-    #[test]
-    fn settings_are_checked() {
-        let with = |upstream: &str| ProxySettings {
-            upstream: upstream.to_owned(),
-            ..ProxySettings::default()
-        };
-        assert!(with("").validate().is_ok());
-        assert!(with("http://127.0.0.1:9000").validate().is_ok());
-        assert!(with("http://localhost:9000/").validate().is_ok());
-        for bad in [
-            "https://x",
-            "127.0.0.1:9000",
-            "http://x/api",
-            "http://x?q=1",
-        ] {
-            assert_eq!(
-                with(bad).validate().unwrap_err().key,
-                "proxy.upstream",
-                "{bad}"
-            );
-        }
-        let zero = ProxySettings {
-            timeout_ms: 0,
-            ..ProxySettings::default()
-        };
-        assert_eq!(zero.validate().unwrap_err().key, "proxy.timeout_ms");
-    }
 }

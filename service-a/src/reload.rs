@@ -9,8 +9,8 @@ use std::sync::Arc;
 use service_runtime::config::ConfigSource;
 use service_runtime::reload::{self, Apply};
 
+use crate::app::{App, Source};
 use crate::config::Settings;
-use crate::echo::{App, Source};
 use crate::fault::Faults;
 
 /// Applies a settled version of A's file.

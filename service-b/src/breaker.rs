@@ -113,14 +113,17 @@ impl Breaker {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// May B call A now? `Err` holds how long until the next trial call.
+    /// May B call A at `now`? `Err` holds how long until the next trial call.
     /// The `Option<State>` is a state change to log (open → half-open).
-    pub fn admit(&self) -> (Result<Ticket, Duration>, Option<State>) {
+    ///
+    /// The time is the caller's (the call's start, which it reads anyway):
+    /// no second clock read per call, and tests step time instead of
+    /// sleeping through `open_ms`.
+    pub fn admit(&self, now: Instant) -> (Result<Ticket, Duration>, Option<State>) {
         if !self.enabled {
             return (Ok(Ticket { trial: false }), None);
         }
         let mut inner = self.lock();
-        let now = Instant::now();
         match inner.state {
             State::Closed => (Ok(Ticket { trial: false }), None),
             State::Open if now < inner.since + self.open_for => {
@@ -138,8 +141,8 @@ impl Breaker {
         }
     }
 
-    /// Records how an admitted call ended; returns a state change to log.
-    pub fn record(&self, ticket: Ticket, success: bool) -> Option<State> {
+    /// Records how an admitted call ended at `now`; returns a state change to log.
+    pub fn record(&self, ticket: Ticket, success: bool, now: Instant) -> Option<State> {
         if !self.enabled {
             return None;
         }
@@ -155,7 +158,7 @@ impl Breaker {
                 ticket.trial || (before == State::Closed && inner.failures >= self.threshold);
             if trip {
                 inner.state = State::Open;
-                inner.since = Instant::now();
+                inner.since = now;
             }
         }
         self.gauge.set(inner.state as i64);
@@ -172,59 +175,99 @@ impl Breaker {
 mod tests {
     use super::*;
 
-    fn breaker(open_ms: u64) -> Breaker {
+    const OPEN: Duration = Duration::from_millis(30);
+    const TICK: Duration = Duration::from_millis(1);
+
+    fn breaker() -> Breaker {
         let settings = BreakerSettings {
             enabled: true,
             failure_threshold: 3,
-            open_ms,
+            open_ms: OPEN.as_millis() as u64,
         };
         Breaker::new(&settings, Gauge::default())
     }
 
-    fn fail(b: &Breaker) -> Option<State> {
-        let ticket = b.admit().0.expect("admitted");
-        b.record(ticket, false)
+    /// One admitted call that fails at `now`; the state change it causes.
+    fn fail(b: &Breaker, now: Instant) -> Option<State> {
+        let ticket = b.admit(now).0.expect("admitted");
+        b.record(ticket, false, now)
     }
 
-    /// Opens after the threshold, refuses, half-opens after open_ms, closes on success.
+    /// A breaker opened at `t0`, and the instant its open period ends.
+    fn opened_at(t0: Instant) -> (Breaker, Instant) {
+        let b = breaker();
+        for _ in 0..3 {
+            fail(&b, t0);
+        }
+        (b, t0 + OPEN)
+    }
+
+    /// Opens after the threshold, refuses for exactly open_ms (saying how
+    /// long is left), half-opens then, closes on the trial's success.
     #[test]
     fn opens_half_opens_and_closes() {
-        let b = breaker(30);
-        assert_eq!(fail(&b), None);
-        assert_eq!(fail(&b), None);
-        assert_eq!(fail(&b), Some(State::Open));
-        assert!(b.admit().0.is_err());
+        let t0 = Instant::now();
+        let b = breaker();
+        assert_eq!(fail(&b, t0), None);
+        assert_eq!(fail(&b, t0), None);
+        assert_eq!(fail(&b, t0), Some(State::Open));
+        assert_eq!(b.admit(t0).0.unwrap_err(), OPEN);
+        assert_eq!(b.admit(t0 + OPEN - TICK).0.unwrap_err(), TICK);
 
-        std::thread::sleep(Duration::from_millis(40));
-        let (trial, change) = b.admit();
+        let (trial, change) = b.admit(t0 + OPEN);
         assert_eq!(change, Some(State::HalfOpen));
         // Only one trial at a time.
-        assert!(b.admit().0.is_err());
-        assert_eq!(b.record(trial.unwrap(), true), Some(State::Closed));
-        assert!(b.admit().0.is_ok());
+        assert!(b.admit(t0 + OPEN).0.is_err());
+        assert_eq!(
+            b.record(trial.unwrap(), true, t0 + OPEN),
+            Some(State::Closed)
+        );
+        assert!(b.admit(t0 + OPEN).0.is_ok());
     }
 
-    /// A failed trial opens the breaker again at once.
+    /// A failed trial opens the breaker again at once, for open_ms from then.
     #[test]
     fn failed_trial_reopens() {
-        let b = breaker(10);
-        for _ in 0..3 {
-            fail(&b);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(fail(&b), Some(State::Open));
-        assert!(b.admit().0.is_err());
+        let (b, t1) = opened_at(Instant::now());
+        assert_eq!(fail(&b, t1), Some(State::Open));
+        assert!(b.admit(t1 + OPEN - TICK).0.is_err());
+        assert_eq!(b.admit(t1 + OPEN).1, Some(State::HalfOpen));
+    }
+
+    /// A trial that never reports (its caller went away) holds the breaker
+    /// half-open for open_ms at most; then another trial goes.
+    #[test]
+    fn a_lost_trial_is_replaced() {
+        let (b, t1) = opened_at(Instant::now());
+        let (lost, _) = b.admit(t1);
+        assert!(lost.is_ok());
+        assert!(b.admit(t1 + OPEN - TICK).0.is_err());
+        let (again, change) = b.admit(t1 + OPEN);
+        assert!(again.is_ok());
+        assert_eq!(change, Some(State::HalfOpen));
     }
 
     /// A success resets the count of failures in a row.
     #[test]
     fn success_resets_the_count() {
-        let b = breaker(10);
-        fail(&b);
-        fail(&b);
-        let t = b.admit().0.unwrap();
-        b.record(t, true);
-        assert_eq!(fail(&b), None);
+        let t0 = Instant::now();
+        let b = breaker();
+        fail(&b, t0);
+        fail(&b, t0);
+        let t = b.admit(t0).0.unwrap();
+        b.record(t, true, t0);
+        assert_eq!(fail(&b, t0), None);
         assert_eq!(b.failures(), 1);
+    }
+
+    /// Disabled, it admits everything and never changes state.
+    #[test]
+    fn disabled_admits_everything() {
+        let t0 = Instant::now();
+        let b = Breaker::new(&BreakerSettings::default(), Gauge::default());
+        for _ in 0..10 {
+            assert_eq!(fail(&b, t0), None);
+        }
+        assert!(b.admit(t0).0.is_ok());
     }
 }

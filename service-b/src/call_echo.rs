@@ -11,7 +11,8 @@ use service_runtime::metrics::{self, HttpMetrics, Registry};
 
 use crate::config::Settings;
 use crate::kind::CallError;
-use crate::upstream::{Forward, Upstream};
+use crate::upstream::forward::Forward;
+use crate::upstream::Upstream;
 
 /// B's shared state.
 #[derive(Debug)]

@@ -14,11 +14,10 @@ use std::io;
 
 use http_types::StatusCode;
 use serde::Deserialize;
-pub use service_runtime::answer::{closed_early, Closed, Failure};
+use service_runtime::answer::{closed_early, cut, Failure};
 use service_runtime::wire;
 
-use crate::answer::cut;
-use crate::kind::{CallError, ErrorKind};
+use crate::kind::{CallError, Kind};
 
 /// The most bytes of A's error body quoted in a detail: enough for A's own
 /// `{"error":"injected failure","status":420}` and a line of an HTML page.
@@ -50,23 +49,22 @@ const PEER: &str = "A";
 pub fn failure(failure: &Failure, authority: &str) -> CallError {
     match failure {
         Failure::Connect(e) if e.kind() == io::ErrorKind::ConnectionRefused => CallError::new(
-            ErrorKind::ConnectionRefused,
+            Kind::ConnectionRefused,
             format!("nothing listens at {authority} (connection refused)"),
         ),
         Failure::Connect(e) if out_of_resources(e) => CallError::new(
-            ErrorKind::BOverloaded,
+            Kind::BOverloaded,
             format!(
                 "B cannot open a connection to {authority}: B itself is out of resources ({e}); \
                  A was not called"
             ),
         ),
-        Failure::Connect(e) => CallError::new(
-            ErrorKind::Unreachable,
-            format!("cannot reach {authority}: {e}"),
-        ),
-        Failure::Closed(how) => CallError::new(ErrorKind::ConnectionReset, how.describe(PEER)),
-        Failure::Read(_) => CallError::new(ErrorKind::ConnectionReset, failure.describe(PEER)),
-        Failure::Malformed(_) => CallError::new(ErrorKind::BadResponse, failure.describe(PEER)),
+        Failure::Connect(e) => {
+            CallError::new(Kind::Unreachable, format!("cannot reach {authority}: {e}"))
+        }
+        Failure::Closed(how) => CallError::new(Kind::ConnectionReset, how.describe(PEER)),
+        Failure::Read(_) => CallError::new(Kind::ConnectionReset, failure.describe(PEER)),
+        Failure::Malformed(_) => CallError::new(Kind::BadResponse, failure.describe(PEER)),
     }
 }
 
@@ -81,19 +79,16 @@ pub fn surf_error(err: &surf::Error, authority: &str) -> CallError {
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<io::Error>() {
             let kind = match io.kind() {
-                io::ErrorKind::ConnectionRefused => ErrorKind::ConnectionRefused,
-                kind if closed_early(kind).is_some() => ErrorKind::ConnectionReset,
-                io::ErrorKind::TimedOut => ErrorKind::Timeout,
-                _ => ErrorKind::Unreachable,
+                io::ErrorKind::ConnectionRefused => Kind::ConnectionRefused,
+                kind if closed_early(kind).is_some() => Kind::ConnectionReset,
+                io::ErrorKind::TimedOut => Kind::Timeout,
+                _ => Kind::Unreachable,
             };
             return CallError::new(kind, format!("calling {authority}: {io}"));
         }
         source = e.source();
     }
-    CallError::new(
-        ErrorKind::BadResponse,
-        format!("calling {authority}: {err}"),
-    )
+    CallError::new(Kind::BadResponse, format!("calling {authority}: {err}"))
 }
 
 /// `upstream_status` for A's non-2xx answer `code` (any of 100..=599) with
@@ -120,7 +115,7 @@ pub fn status(code: u16, reason: &str, injected: bool, body: &[u8]) -> CallError
         format!(": {snippet}")
     };
     let err = CallError::new(
-        ErrorKind::UpstreamStatus,
+        Kind::UpstreamStatus,
         format!("A answered {code} {reason}{origin}{interim}{said}"),
     )
     .with_status(code);
@@ -142,7 +137,7 @@ pub fn echo_body(body: &[u8]) -> Result<String, CallError> {
         .map(|answer| answer.echo)
         .map_err(|e| {
             CallError::new(
-                ErrorKind::BadResponse,
+                Kind::BadResponse,
                 format!("A's answer is not the expected {{\"echo\": string}}: {e}"),
             )
         })
@@ -151,7 +146,7 @@ pub fn echo_body(body: &[u8]) -> Result<String, CallError> {
 /// The `timeout` of a call that had `budget_ms` in all.
 pub fn timeout(budget_ms: u128) -> CallError {
     CallError::new(
-        ErrorKind::Timeout,
+        Kind::Timeout,
         format!("no complete answer from A within {budget_ms} ms"),
     )
 }
@@ -162,7 +157,7 @@ pub fn timeout(budget_ms: u128) -> CallError {
 /// (under CPU starvation A's close and B's timer land in the same wakeup).
 /// The detail still says what came at the deadline.
 pub fn at_deadline(err: CallError, budget_ms: u128) -> CallError {
-    if err.kind == ErrorKind::Timeout {
+    if err.kind == Kind::Timeout {
         return err;
     }
     let mut late = timeout(budget_ms);
@@ -177,17 +172,17 @@ pub fn at_deadline(err: CallError, budget_ms: u128) -> CallError {
 }
 
 /// Which KINDs each per-request fault header can cause, by A's design.
-const CALLER_FAULTS: &[(&str, &[ErrorKind])] = &[
-    (wire::FAULT_DELAY_MS, &[ErrorKind::Timeout]),
-    (wire::FAULT_DELAY_P50_MS, &[ErrorKind::Timeout]),
-    (wire::FAULT_BODY_DELAY_MS, &[ErrorKind::Timeout]),
-    (wire::FAULT_BODY_BYTES_PER_S, &[ErrorKind::Timeout]),
-    (wire::FAULT_STATUS, &[ErrorKind::UpstreamStatus]),
-    (wire::FAULT_DROP, &[ErrorKind::ConnectionReset]),
-    (wire::FAULT_RESET, &[ErrorKind::ConnectionReset]),
-    (wire::FAULT_TRUNCATE, &[ErrorKind::ConnectionReset]),
-    (wire::FAULT_GARBAGE, &[ErrorKind::BadResponse]),
-    (wire::FAULT_BAD_BODY, &[ErrorKind::BadResponse]),
+const CALLER_FAULTS: &[(&str, &[Kind])] = &[
+    (wire::FAULT_DELAY_MS, &[Kind::Timeout]),
+    (wire::FAULT_DELAY_P50_MS, &[Kind::Timeout]),
+    (wire::FAULT_BODY_DELAY_MS, &[Kind::Timeout]),
+    (wire::FAULT_BODY_BYTES_PER_S, &[Kind::Timeout]),
+    (wire::FAULT_STATUS, &[Kind::UpstreamStatus]),
+    (wire::FAULT_DROP, &[Kind::ConnectionReset]),
+    (wire::FAULT_RESET, &[Kind::ConnectionReset]),
+    (wire::FAULT_TRUNCATE, &[Kind::ConnectionReset]),
+    (wire::FAULT_GARBAGE, &[Kind::BadResponse]),
+    (wire::FAULT_BAD_BODY, &[Kind::BadResponse]),
 ];
 
 /// Whether the caller asked for this failure with one of its `x-fault-*`
@@ -196,7 +191,7 @@ const CALLER_FAULTS: &[(&str, &[ErrorKind])] = &[
 /// counts neither for the breaker nor for the retry budget (as A's 4xx to a
 /// caller's bad header, and as Envoy's fault-filter aborts never reach its
 /// outlier detection). A refused or unreachable A is never the caller's doing.
-pub fn asked_by_caller(faults: &[(String, String)], kind: ErrorKind) -> bool {
+pub fn asked_by_caller(faults: &[(String, String)], kind: Kind) -> bool {
     faults.iter().any(|(name, _)| {
         CALLER_FAULTS
             .iter()
@@ -226,20 +221,20 @@ mod tests {
     fn pool_failures_map_to_kinds() {
         let refused = Failure::Connect(io::ErrorKind::ConnectionRefused.into());
         let e = surf_error(&surf(refused), "127.0.0.1:1");
-        assert_eq!((e.kind, e.http_status), (ErrorKind::ConnectionRefused, 503));
+        assert_eq!((e.kind, e.http_status), (Kind::ConnectionRefused, 503));
         assert_eq!(
             e.detail,
             "nothing listens at 127.0.0.1:1 (connection refused)"
         );
 
         let no_route = Failure::Connect(io::Error::other("no route"));
-        assert_eq!(failure(&no_route, "x").kind, ErrorKind::Unreachable);
+        assert_eq!(failure(&no_route, "x").kind, Kind::Unreachable);
 
         let no_fds = Failure::Connect(rustix::io::Errno::MFILE.into());
         let e = failure(&no_fds, "x");
         assert_eq!(
             (e.kind, e.http_status, e.against_a),
-            (ErrorKind::BOverloaded, 503, false)
+            (Kind::BOverloaded, 503, false)
         );
         assert!(
             e.detail.contains("B itself is out of resources"),
@@ -249,7 +244,7 @@ mod tests {
 
         let closed = Failure::Closed(Closed::Fin);
         let e = failure(&closed, "x");
-        assert_eq!((e.kind, e.http_status), (ErrorKind::ConnectionReset, 502));
+        assert_eq!((e.kind, e.http_status), (Kind::ConnectionReset, 502));
         assert!(
             e.detail.contains("closed the connection (FIN)"),
             "{}",
@@ -264,7 +259,7 @@ mod tests {
             }),
             "x",
         );
-        assert_eq!(short.kind, ErrorKind::ConnectionReset);
+        assert_eq!(short.kind, Kind::ConnectionReset);
         assert!(
             short.detail.contains("8 of the 16 body bytes"),
             "{}",
@@ -273,21 +268,18 @@ mod tests {
 
         let garbage = Failure::Malformed("Unsupported HTTP version".into());
         let e = failure(&garbage, "x");
-        assert_eq!((e.kind, e.http_status), (ErrorKind::BadResponse, 502));
+        assert_eq!((e.kind, e.http_status), (Kind::BadResponse, 502));
     }
 
     /// Errors from elsewhere are classified by their io kind.
     #[test]
     fn io_errors_map_to_kinds() {
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
-        assert_eq!(
-            surf_error(&surf(reset), "x").kind,
-            ErrorKind::ConnectionReset
-        );
+        assert_eq!(surf_error(&surf(reset), "x").kind, Kind::ConnectionReset);
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(
             surf_error(&surf(refused), "x").kind,
-            ErrorKind::ConnectionRefused
+            Kind::ConnectionRefused
         );
     }
 
@@ -296,7 +288,7 @@ mod tests {
     #[test]
     fn statuses_keep_a_status() {
         let e = status(418, "", true, br#"{"error":"injected failure"}"#);
-        assert_eq!((e.kind, e.http_status), (ErrorKind::UpstreamStatus, 418));
+        assert_eq!((e.kind, e.http_status), (Kind::UpstreamStatus, 418));
         assert!(
             e.detail
                 .starts_with("A answered 418 I'm a teapot (injected by A)"),
@@ -315,7 +307,7 @@ mod tests {
     #[test]
     fn unnamed_statuses_keep_their_code() {
         let e = status(420, "Enhance Your Calm", false, b"");
-        assert_eq!((e.kind, e.http_status), (ErrorKind::UpstreamStatus, 420));
+        assert_eq!((e.kind, e.http_status), (Kind::UpstreamStatus, 420));
         assert!(
             e.detail.starts_with("A answered 420 Enhance Your Calm"),
             "{}",
@@ -337,18 +329,18 @@ mod tests {
         use rustix::io::Errno;
         for errno in [Errno::MFILE, Errno::NOBUFS, Errno::ADDRNOTAVAIL] {
             let e = failure(&Failure::Connect(errno.into()), "x");
-            assert_eq!(e.kind, ErrorKind::BOverloaded, "{errno:?}");
+            assert_eq!(e.kind, Kind::BOverloaded, "{errno:?}");
         }
         let e = failure(&Failure::Connect(Errno::NETUNREACH.into()), "x");
-        assert_eq!(e.kind, ErrorKind::Unreachable);
+        assert_eq!(e.kind, Kind::Unreachable);
     }
 
     /// A failure at the deadline is a timeout that says what came then.
     #[test]
     fn failures_at_the_deadline_are_timeouts() {
-        let reset = CallError::new(ErrorKind::ConnectionReset, "A reset");
+        let reset = CallError::new(Kind::ConnectionReset, "A reset");
         let e = at_deadline(reset, 1000);
-        assert_eq!((e.kind, e.http_status), (ErrorKind::Timeout, 504));
+        assert_eq!((e.kind, e.http_status), (Kind::Timeout, 504));
         assert!(
             e.detail
                 .contains("connection_reset at the deadline: A reset"),
@@ -361,11 +353,11 @@ mod tests {
     #[test]
     fn caller_asked_failures() {
         let faults = vec![("x-fault-reset".to_owned(), "1".to_owned())];
-        assert!(asked_by_caller(&faults, ErrorKind::ConnectionReset));
-        assert!(!asked_by_caller(&faults, ErrorKind::ConnectionRefused));
-        assert!(!asked_by_caller(&faults, ErrorKind::Timeout));
-        assert!(!asked_by_caller(&[], ErrorKind::ConnectionReset));
-        let e = caller_asked(CallError::new(ErrorKind::ConnectionReset, "reset"));
+        assert!(asked_by_caller(&faults, Kind::ConnectionReset));
+        assert!(!asked_by_caller(&faults, Kind::ConnectionRefused));
+        assert!(!asked_by_caller(&faults, Kind::Timeout));
+        assert!(!asked_by_caller(&[], Kind::ConnectionReset));
+        let e = caller_asked(CallError::new(Kind::ConnectionReset, "reset"));
         assert!(!e.against_a);
     }
 
@@ -374,7 +366,7 @@ mod tests {
     fn echo_bodies() {
         assert_eq!(echo_body(br#"{"echo":"x"}"#).unwrap(), "x");
         for bad in [&b"{}"[..], b"[]", b"<html>", br#"{"echo":1}"#] {
-            assert_eq!(echo_body(bad).unwrap_err().kind, ErrorKind::BadResponse);
+            assert_eq!(echo_body(bad).unwrap_err().kind, Kind::BadResponse);
         }
     }
 }

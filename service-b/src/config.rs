@@ -8,7 +8,7 @@ use service_runtime::log::LogSettings;
 use service_runtime::trace::TraceSettings;
 
 use crate::breaker::BreakerSettings;
-use crate::upstream::UpstreamSettings;
+use crate::upstream::settings::UpstreamSettings;
 
 /// Everything in config/service-b.toml.
 ///
@@ -66,7 +66,7 @@ impl service_runtime::config::Settings for Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kind::ErrorKind;
+    use crate::kind::Kind;
     use service_runtime::config::Validate as _;
 
     fn with_url(url: &str) -> Settings {
@@ -122,7 +122,7 @@ mod tests {
     #[test]
     fn timeout_is_never_retried() {
         let mut s = Settings::default();
-        s.upstream.retry_on.push(ErrorKind::Timeout);
+        s.upstream.retry_on.push(Kind::Timeout);
         assert_eq!(s.validate().unwrap_err().key, "upstream.retry_on");
     }
 }

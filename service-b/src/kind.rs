@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// What went wrong with a call to A: the contract's KINDs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
+pub enum Kind {
     /// No complete answer (connect, head and body) within the budget.
     Timeout,
     /// Nothing listens at A's address.
@@ -28,18 +28,18 @@ pub enum ErrorKind {
     BOverloaded,
 }
 
-impl ErrorKind {
+impl Kind {
     /// The name in answers, logs and metrics: `timeout`, `connection_refused`, ...
     pub fn as_str(self) -> &'static str {
         match self {
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::ConnectionRefused => "connection_refused",
-            ErrorKind::ConnectionReset => "connection_reset",
-            ErrorKind::UpstreamStatus => "upstream_status",
-            ErrorKind::BadResponse => "bad_response",
-            ErrorKind::Unreachable => "unreachable",
-            ErrorKind::CircuitOpen => "circuit_open",
-            ErrorKind::BOverloaded => "b_overloaded",
+            Kind::Timeout => "timeout",
+            Kind::ConnectionRefused => "connection_refused",
+            Kind::ConnectionReset => "connection_reset",
+            Kind::UpstreamStatus => "upstream_status",
+            Kind::BadResponse => "bad_response",
+            Kind::Unreachable => "unreachable",
+            Kind::CircuitOpen => "circuit_open",
+            Kind::BOverloaded => "b_overloaded",
         }
     }
 
@@ -47,13 +47,13 @@ impl ErrorKind {
     /// A's own instead).
     fn http_status(self) -> u16 {
         match self {
-            ErrorKind::Timeout => 504,
-            ErrorKind::ConnectionReset | ErrorKind::BadResponse => 502,
-            ErrorKind::ConnectionRefused
-            | ErrorKind::Unreachable
-            | ErrorKind::UpstreamStatus
-            | ErrorKind::CircuitOpen
-            | ErrorKind::BOverloaded => 503,
+            Kind::Timeout => 504,
+            Kind::ConnectionReset | Kind::BadResponse => 502,
+            Kind::ConnectionRefused
+            | Kind::Unreachable
+            | Kind::UpstreamStatus
+            | Kind::CircuitOpen
+            | Kind::BOverloaded => 503,
         }
     }
 }
@@ -62,7 +62,7 @@ impl ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallError {
     /// What went wrong.
-    pub kind: ErrorKind,
+    pub kind: Kind,
     /// 504 for a timeout, 502 for reset or bad answer, A's own status for
     /// `upstream_status`, 503 otherwise.
     pub http_status: u16,
@@ -76,12 +76,12 @@ pub struct CallError {
 
 impl CallError {
     /// An error of `kind` with the status that kind stands for.
-    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+    pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
         Self {
             kind,
             http_status: kind.http_status(),
             detail: detail.into(),
-            against_a: kind != ErrorKind::BOverloaded,
+            against_a: kind != Kind::BOverloaded,
         }
     }
 

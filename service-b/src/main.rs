@@ -9,7 +9,6 @@
 //! - `retry`: which failures are retried, the backoff, the retry budget.
 //! - `breaker`: the circuit breaker; `[circuit_breaker]`.
 //! - `pool`: keep-alive connections to A that never hand one call another's answer.
-//! - `answer`: B's decoder of A's answers: bounded memory, any status, strict framing.
 //! - `config`: the settings file, composed of the sections above.
 
 #![forbid(unsafe_code)]
@@ -17,7 +16,6 @@
 // Nothing reachable from a request may panic; tests may unwrap (clippy.toml).
 #![deny(clippy::unwrap_used)]
 
-mod answer;
 mod breaker;
 mod call_echo;
 mod classify;
@@ -29,7 +27,7 @@ mod upstream;
 
 use std::sync::Arc;
 
-use service_runtime::cli::exit_with;
+use service_runtime::cli::{exit_with, Help};
 use service_runtime::config::EXIT_BAD_CONFIG;
 use service_runtime::log::Line;
 use service_runtime::reload;
@@ -46,6 +44,13 @@ const SERVICE: Service = Service {
     env_prefix: "SERVICE_B_",
     descriptors_per_connection: 2,
     keep_bodies: false,
+    help: Help {
+        about: "Service B of the failure lab: GET /call-echo?msg=... on 127.0.0.1:8081 \
+                calls A with a deadline (upstream.timeout_ms, 1000 ms) and names what went \
+                wrong with a KIND: timeout, connection_refused, connection_reset, \
+                upstream_status, bad_response, unreachable, circuit_open, b_overloaded.",
+        env_example: "SERVICE_B_UPSTREAM__TIMEOUT_MS=500",
+    },
 };
 
 fn main() {

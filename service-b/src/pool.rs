@@ -1,5 +1,5 @@
 //! B's keep-alive connections to A: surf's backend, writing requests and
-//! reading answers with B's own decoder (`answer.rs`).
+//! reading answers with the runtime's bounded decoder (`service_runtime::answer`).
 //!
 //! What each part does: surf is B's client API (a `surf::Request` in, a
 //! `surf::Response` out, its error type); this pool is surf's `HttpClient`,
@@ -86,12 +86,11 @@ use http_client::{Config, HttpClient, Request, Response};
 use http_types::headers::{HeaderName, HeaderValue};
 use http_types::{Body, StatusCode};
 use prometheus_client::metrics::counter::Counter;
+use service_runtime::answer::{
+    closed_early, push_field, read_answer, start_request, Answer, Closed, Failure, ReadBuf,
+};
 use smol::io::AsyncWriteExt as _;
 use smol::Async;
-
-use crate::answer::{read_answer, Answer, ReadBuf};
-use crate::classify::{closed_early, Closed, Failure};
-use service_runtime::answer::{push_field, start_request};
 
 /// How many times the slowest of its [`RECENT`] exchanges a reused connection rests after an
 /// out-of-step answer (rule 3). A displaced answer comes about one exchange's
@@ -235,16 +234,16 @@ impl Pool {
         })
     }
 
-    /// One exchange on `conn`; a complete answer that allows it puts the
-    /// connection back in the pool.
-    async fn exchange(
+    /// One request and its answer on `conn`, timed; a complete answer that
+    /// allows it puts the connection back in the pool.
+    async fn round_trip(
         &self,
         mut conn: Conn,
         req: &Request,
         reused: bool,
     ) -> (Result<Answer, Failure>, Option<Conn>) {
         let started = Instant::now();
-        match exchange(&mut conn, req, &self.authority).await {
+        match send_and_read(&mut conn, req, &self.authority).await {
             Ok(answer) => {
                 let took = started.elapsed();
                 let out_of_step = reused && conn.out_of_step(took);
@@ -278,7 +277,7 @@ impl HttpClient for Pool {
     async fn send(&self, req: Request) -> Result<Response, http_types::Error> {
         if let Some(conn) = self.checkout() {
             let before = conn.buf.received();
-            match self.exchange(conn, &req, true).await {
+            match self.round_trip(conn, &req, true).await {
                 (Ok(answer), _) => return Ok(into_response(answer)),
                 // Rule 4: A closed it as B sent; no byte of an answer came.
                 (Err(Failure::Closed(Closed::Fin | Closed::Reset)), Some(conn))
@@ -290,7 +289,7 @@ impl HttpClient for Pool {
             }
         }
         let conn = self.connect().await?;
-        match self.exchange(conn, &req, false).await {
+        match self.round_trip(conn, &req, false).await {
             (Ok(answer), _) => Ok(into_response(answer)),
             (Err(failure), _) => Err(failure.into()),
         }
@@ -308,7 +307,7 @@ impl HttpClient for Pool {
 
 /// Writes `req` and reads its whole answer. Dropped at the deadline, it drops
 /// the connection with it (rule 1).
-async fn exchange(conn: &mut Conn, req: &Request, authority: &str) -> Result<Answer, Failure> {
+async fn send_and_read(conn: &mut Conn, req: &Request, authority: &str) -> Result<Answer, Failure> {
     let mut head = Vec::with_capacity(512);
     encode(req, authority, &mut head);
     (&conn.io).write_all(&head).await.map_err(io_failure)?;
@@ -347,7 +346,7 @@ fn encode(req: &Request, authority: &str, out: &mut Vec<u8>) {
 
 /// surf's `Response` for a decoded answer: the status if http-types names it
 /// (else the first of its class), every header field that is ASCII, the
-/// body, and the exact status as an [`ExactStatus`] extension, which is what
+/// body, and the exact status as an [`ExactStatus`](service_runtime::answer::ExactStatus) extension, which is what
 /// B reads.
 fn into_response(answer: Answer) -> Response {
     let Answer { head, body, .. } = answer;

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::kind::{CallError, ErrorKind};
+use crate::kind::{CallError, Kind};
 
 /// Share of recent calls that may be retries.
 pub const BUDGET_RATIO: f64 = 0.2;
@@ -28,7 +28,7 @@ pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Retry {
     retries: u32,
-    retry_on: Vec<ErrorKind>,
+    retry_on: Vec<Kind>,
     base: Duration,
     max: Duration,
     budget: Budget,
@@ -37,7 +37,7 @@ pub struct Retry {
 impl Retry {
     /// At most `retries` retries of the kinds in `retry_on`, with backoff
     /// from `base` doubling up to `max` (from `[upstream]`).
-    pub fn new(retries: u32, retry_on: Vec<ErrorKind>, base: Duration, max: Duration) -> Self {
+    pub fn new(retries: u32, retry_on: Vec<Kind>, base: Duration, max: Duration) -> Self {
         Self {
             retries,
             retry_on,
@@ -66,9 +66,9 @@ impl Retry {
         // A failure the caller asked for (or B's own) would only be asked for
         // again: it is not retried, and so takes nothing from the budget.
         let retryable = err.against_a
-            && err.kind != ErrorKind::Timeout
+            && err.kind != Kind::Timeout
             && self.retry_on.contains(&err.kind)
-            && (err.kind != ErrorKind::UpstreamStatus || err.http_status >= 500);
+            && (err.kind != Kind::UpstreamStatus || err.http_status >= 500);
         if !retryable {
             return Err(Stop::NotRetryable);
         }
@@ -159,7 +159,7 @@ mod tests {
     use super::*;
 
     fn retry(retries: u32) -> Retry {
-        let kinds = vec![ErrorKind::ConnectionRefused, ErrorKind::UpstreamStatus];
+        let kinds = vec![Kind::ConnectionRefused, Kind::UpstreamStatus];
         Retry::new(
             retries,
             kinds,
@@ -168,7 +168,7 @@ mod tests {
         )
     }
 
-    fn err(kind: ErrorKind, http_status: u16) -> CallError {
+    fn err(kind: Kind, http_status: u16) -> CallError {
         CallError::new(kind, "test").with_status(http_status)
     }
 
@@ -180,24 +180,20 @@ mod tests {
     #[test]
     fn what_is_retried() {
         let r = retry(3);
-        assert!(r
-            .next(1, &err(ErrorKind::ConnectionRefused, 503), far())
-            .is_ok());
-        assert!(r
-            .next(1, &err(ErrorKind::UpstreamStatus, 502), far())
-            .is_ok());
+        assert!(r.next(1, &err(Kind::ConnectionRefused, 503), far()).is_ok());
+        assert!(r.next(1, &err(Kind::UpstreamStatus, 502), far()).is_ok());
         let no = Err(Stop::NotRetryable);
-        assert_eq!(r.next(1, &err(ErrorKind::Timeout, 504), far()), no);
-        assert_eq!(r.next(1, &err(ErrorKind::UpstreamStatus, 429), far()), no);
-        assert_eq!(r.next(1, &err(ErrorKind::BadResponse, 502), far()), no);
-        let asked = err(ErrorKind::ConnectionRefused, 503).not_against_a();
+        assert_eq!(r.next(1, &err(Kind::Timeout, 504), far()), no);
+        assert_eq!(r.next(1, &err(Kind::UpstreamStatus, 429), far()), no);
+        assert_eq!(r.next(1, &err(Kind::BadResponse, 502), far()), no);
+        let asked = err(Kind::ConnectionRefused, 503).not_against_a();
         assert_eq!(
             r.next(1, &asked, far()),
             no,
             "a failure the caller asked for"
         );
         assert_eq!(
-            r.next(4, &err(ErrorKind::ConnectionRefused, 503), far()),
+            r.next(4, &err(Kind::ConnectionRefused, 503), far()),
             Err(Stop::NoRetriesLeft)
         );
     }
@@ -211,7 +207,7 @@ mod tests {
         }
         let soon = Instant::now();
         assert_eq!(
-            r.next(1, &err(ErrorKind::ConnectionRefused, 503), soon),
+            r.next(1, &err(Kind::ConnectionRefused, 503), soon),
             Err(Stop::NoTimeLeft)
         );
     }
@@ -220,7 +216,7 @@ mod tests {
     #[test]
     fn budget_caps_retries() {
         let r = retry(3);
-        let refused = err(ErrorKind::ConnectionRefused, 503);
+        let refused = err(Kind::ConnectionRefused, 503);
         let mut retries = 0;
         for _ in 0..200 {
             r.count_call();

@@ -13,151 +13,39 @@
 //!   `Response`: any 100..=599, named by http-types or not.
 //! - Around each call: the circuit breaker (`breaker.rs`) and retries within
 //!   the same deadline and a retry budget (`retry.rs`).
+//!
+//! # Layout
+//!
+//! - this file: the client, one call through the breaker and the retries.
+//! - `settings`: `[upstream]` and its limits.
+//! - `forward`: what a call carries from B's request, and whether it fits A.
+//! - `metrics`: B's metrics about its calls to A.
+
+pub mod forward;
+mod metrics;
+pub mod settings;
 
 use std::time::{Duration, Instant};
 
-use fastrace::collector::SpanContext;
 use fastrace::Span;
-use http_types::{Method, Request, StatusCode};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use http_types::Method;
 use prometheus_client::registry::Registry;
-use serde::{Deserialize, Serialize};
-use service_runtime::config::Invalid;
-use service_runtime::head::{MAX_HEADERS, MAX_HEAD_BYTES};
+use service_runtime::answer::ExactStatus;
 use service_runtime::http::ApiError;
 use service_runtime::log::Line;
-use service_runtime::metrics::latency_histogram;
 use service_runtime::{trace, wire};
 use smol::future::FutureExt as _;
 use smol::Timer;
 use url::Url;
 
-use crate::answer::ExactStatus;
+use self::forward::Forward;
+use self::metrics::{KindLabel, UpstreamMetrics};
+use self::settings::UpstreamSettings;
 use crate::breaker::{Breaker, BreakerSettings, State};
 use crate::classify;
-use crate::kind::{CallError, ErrorKind};
+use crate::kind::{CallError, Kind};
 use crate::pool::{Pool, PoolCounters};
 use crate::retry::{Retry, Stop};
-
-/// `[upstream]`: A's address, the deadline of each call, and retries.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamSettings {
-    /// A's base URL, `http://host:port`. An IP, not `localhost`: no name lookup per call.
-    pub url: String,
-    /// The whole call's budget: connect, head and body, retries included.
-    pub timeout_ms: u64,
-    /// Calls to A after the first, for failures listed in `retry_on`.
-    pub retries: u32,
-    /// Which KINDs are retried; `timeout` never is.
-    pub retry_on: Vec<ErrorKind>,
-    /// Backoff before retry n is random in 0..=min(backoff_max_ms, backoff_base_ms * 2^(n-1)).
-    pub backoff_base_ms: u64,
-    /// The cap of one backoff.
-    pub backoff_max_ms: u64,
-    /// Idle keep-alive connections to A kept for reuse.
-    pub max_idle_connections: u32,
-    /// How long a kept connection may sit idle and still be reused: keep it
-    /// under A's `server.header_timeout_ms`, after which A closes it.
-    pub idle_timeout_ms: u64,
-}
-
-impl Default for UpstreamSettings {
-    fn default() -> Self {
-        Self {
-            url: "http://127.0.0.1:8080".to_owned(),
-            timeout_ms: 1000,
-            retries: 0,
-            retry_on: vec![ErrorKind::ConnectionRefused, ErrorKind::ConnectionReset],
-            backoff_base_ms: 25,
-            backoff_max_ms: 250,
-            max_idle_connections: 128,
-            idle_timeout_ms: 5000,
-        }
-    }
-}
-
-impl UpstreamSettings {
-    /// The URL, checked: `http`, with a host and nothing after the path.
-    pub fn base_url(&self) -> Result<Url, Invalid> {
-        Invalid::check_http_url("upstream.url", &self.url, "http://127.0.0.1:8080")
-    }
-
-    /// Checks every `[upstream]` key.
-    pub fn validate(&self) -> Result<(), Invalid> {
-        self.base_url()?;
-        Invalid::check_range("upstream.timeout_ms", self.timeout_ms, 1..=600_000)?;
-        Invalid::check_range("upstream.retries", self.retries, 0..=10)?;
-        let never = [
-            ErrorKind::Timeout,
-            ErrorKind::CircuitOpen,
-            ErrorKind::BOverloaded,
-        ];
-        if self.retry_on.iter().any(|k| never.contains(k)) {
-            return Err(Invalid {
-                key: "upstream.retry_on",
-                value: format!(
-                    "{:?}",
-                    self.retry_on.iter().map(|k| k.as_str()).collect::<Vec<_>>()
-                ),
-                expected: "kinds among connection_refused, connection_reset, upstream_status, \
-                           bad_response, unreachable (a timeout has spent the budget; \
-                           circuit_open and b_overloaded never called A)"
-                    .to_owned(),
-            });
-        }
-        Invalid::check_range("upstream.backoff_base_ms", self.backoff_base_ms, 1..=60_000)?;
-        Invalid::check_range(
-            "upstream.backoff_max_ms",
-            self.backoff_max_ms,
-            self.backoff_base_ms..=60_000,
-        )?;
-        Invalid::check_range(
-            "upstream.max_idle_connections",
-            self.max_idle_connections,
-            0..=65_536,
-        )?;
-        Invalid::check_range(
-            "upstream.idle_timeout_ms",
-            self.idle_timeout_ms,
-            1..=600_000,
-        )
-    }
-}
-
-/// Header fields B adds to each request to A besides forwarded ones (host,
-/// content-length, date, traceparent, x-request-timeout-ms, and a spare).
-const OWN_HEADERS: usize = 6;
-
-/// Bytes of a request head to A kept for the fields B adds itself.
-const HEAD_ROOM: usize = 256;
-
-/// What a call to A carries from B's request besides the URL, and the trace
-/// id for B's own log lines about the call.
-#[derive(Debug, Default, Clone)]
-pub struct Forward {
-    /// The trace id of B's request, for attempt and breaker log lines.
-    pub trace_id: String,
-    /// B's request span: each attempt's client span is its child, and A's
-    /// request span the child of that (its `traceparent`).
-    pub parent: Option<SpanContext>,
-    /// The caller's `x-fault-*` headers, passed on untouched.
-    pub faults: Vec<(String, String)>,
-}
-
-impl Forward {
-    /// Copies the `x-fault-*` headers of B's incoming request.
-    pub fn faults_of(req: &Request) -> Vec<(String, String)> {
-        req.iter()
-            .filter(|(name, _)| name.as_str().starts_with(wire::FAULT_PREFIX))
-            .map(|(name, values)| (name.as_str().to_owned(), values.last().as_str().to_owned()))
-            .collect()
-    }
-}
 
 /// How a call to A went: its result, and how many requests A was sent for it
 /// (0 when the breaker refused, more than 1 with retries).
@@ -167,73 +55,6 @@ pub struct Call<T> {
     pub result: Result<T, CallError>,
     /// Requests sent to A.
     pub attempts: u32,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabel {
-    kind: &'static str,
-}
-
-/// B's metrics about A: calls by outcome, attempts, connections, the breaker.
-#[derive(Debug, Clone)]
-struct UpstreamMetrics {
-    calls: Family<KindLabel, Counter>,
-    latency: Family<KindLabel, Histogram, fn() -> Histogram>,
-    attempts: Counter,
-    retries_denied: Counter,
-    opened: Counter,
-    stale: Counter,
-    breaker: Gauge,
-}
-
-impl UpstreamMetrics {
-    fn register(registry: &mut Registry) -> Self {
-        let me = Self {
-            calls: Family::default(),
-            latency: Family::new_with_constructor(latency_histogram),
-            attempts: Counter::default(),
-            retries_denied: Counter::default(),
-            opened: Counter::default(),
-            stale: Counter::default(),
-            breaker: Gauge::default(),
-        };
-        registry.register(
-            "upstream_calls",
-            "Calls to A by outcome: ok or the error KIND",
-            me.calls.clone(),
-        );
-        registry.register(
-            "upstream_call_duration_seconds",
-            "Duration of calls to A (retries included) by outcome",
-            me.latency.clone(),
-        );
-        registry.register(
-            "upstream_attempts",
-            "Requests sent to A, retries included",
-            me.attempts.clone(),
-        );
-        registry.register(
-            "upstream_retries_denied",
-            "Retries not made because the retry budget was spent",
-            me.retries_denied.clone(),
-        );
-        registry.register(
-            "upstream_connections_opened",
-            "TCP connections opened to A (keep-alive keeps this low)",
-            me.opened.clone(),
-        );
-        registry.register(
-            "upstream_stale_connections",
-            "Reused connections A had closed when B sent on them; the request went again on a fresh one",
-            me.stale.clone(),
-        );
-        registry.register(
-            "circuit_breaker_state",
-            "The circuit breaker: 0 closed, 1 open, 2 half-open",
-            me.breaker.clone(),
-        );
-        me
-    }
 }
 
 /// The client B uses for every call to A.
@@ -298,36 +119,7 @@ impl Upstream {
     pub fn echo_url(&self, msg: &str, forward: &Forward) -> Result<Url, ApiError> {
         let mut url = self.echo_url.clone();
         url.query_pairs_mut().append_pair("msg", msg);
-        // "GET " + path and query + " HTTP/1.1\r\n"
-        let line = 4 + url.path().len() + url.query().map_or(0, |q| q.len() + 1) + 11;
-        if line > MAX_HEAD_BYTES - HEAD_ROOM {
-            return Err(ApiError {
-                status: StatusCode::UriTooLong,
-                message: format!(
-                    "msg is too long to forward: the request to A would have a {line}-byte \
-                     request line, over A's limit of {MAX_HEAD_BYTES} bytes for a whole head"
-                )
-                .into(),
-            });
-        }
-        let fields: usize = forward
-            .faults
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 4)
-            .sum();
-        if forward.faults.len() + OWN_HEADERS > MAX_HEADERS
-            || line + fields > MAX_HEAD_BYTES - HEAD_ROOM
-        {
-            return Err(ApiError {
-                status: StatusCode::RequestHeaderFieldsTooLarge,
-                message: format!(
-                    "too many or too large x-fault-* headers to forward: A takes at most \
-                     {MAX_HEADERS} header fields and {MAX_HEAD_BYTES} bytes of head, and B adds \
-                     {OWN_HEADERS} fields of its own"
-                )
-                .into(),
-            });
-        }
+        forward.fits_a_head(&url)?;
         Ok(url)
     }
 
@@ -335,12 +127,12 @@ impl Upstream {
     /// breaker and with retries.
     pub async fn echo(&self, url: Url, forward: &Forward) -> Call<String> {
         let started = Instant::now();
-        let (ticket, change) = self.breaker.admit();
+        let (ticket, change) = self.breaker.admit(started);
         self.log_breaker(change, forward);
         let call = match ticket {
             Err(retry_in) => Call {
                 result: Err(CallError::new(
-                    ErrorKind::CircuitOpen,
+                    Kind::CircuitOpen,
                     format!(
                         "circuit open after {} failed calls in a row; A not called; next trial in {} ms",
                         self.breaker.failures(),
@@ -352,7 +144,7 @@ impl Upstream {
             Ok(ticket) => {
                 let call = self.call_with_retries(url, forward, classify::echo_body).await;
                 let healthy = call.result.as_ref().map_or_else(|e| !e.against_a, |_| true);
-                let change = self.breaker.record(ticket, healthy);
+                let change = self.breaker.record(ticket, healthy, Instant::now());
                 self.log_breaker(change, forward);
                 call
             }

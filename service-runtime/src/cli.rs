@@ -19,33 +19,27 @@ pub struct Args {
     pub config: Option<PathBuf>,
 }
 
+/// What a service's `--help` says around the options: each service writes
+/// its own and passes it in, so the runtime knows no service by name.
+#[derive(Debug, Clone, Copy)]
+pub struct Help {
+    /// What the service does, in a paragraph: the first thing `--help` prints.
+    pub about: &'static str,
+    /// One env override worth showing, e.g. `SERVICE_A_FAULT__DELAY_MS=1500`.
+    pub env_example: &'static str,
+}
+
 impl Args {
-    /// Parses the command line of `binary` (`service-a` or `service-b`), whose
-    /// `--help` says what the service does, where its config is and which
-    /// environment variables override it.
-    pub fn parse_as(binary: &'static str) -> Self {
-        let (about, prefix, example) = match binary {
-            "service-a" => (
-                "Service A of the failure lab: echoes GET /echo?msg=... on 127.0.0.1:8080, \
-                 and misbehaves as [fault] in its config says (slow, failing, dropping, \
-                 stalling). Edits of [fault] apply while it runs, within 350 ms of a save.",
-                "SERVICE_A_",
-                "SERVICE_A_FAULT__DELAY_MS=1500",
-            ),
-            _ => (
-                "Service B of the failure lab: GET /call-echo?msg=... on 127.0.0.1:8081 \
-                 calls A with a deadline (upstream.timeout_ms, 1000 ms) and names what went \
-                 wrong with a KIND: timeout, connection_refused, connection_reset, \
-                 upstream_status, bad_response, unreachable, circuit_open, b_overloaded.",
-                "SERVICE_B_",
-                "SERVICE_B_UPSTREAM__TIMEOUT_MS=500",
-            ),
-        };
+    /// Parses the command line of `binary`, whose `--help` says what the
+    /// service does (`help`), where its config is and which environment
+    /// variables (`env_prefix`) override it.
+    pub fn parse_as(binary: &'static str, env_prefix: &str, help: Help) -> Self {
+        let Help { about, env_example } = help;
         let after = format!(
             "Endpoints: GET / lists them.\n\
              Config: config/{binary}.toml lists every key with its default and range.\n\
-             Environment: {prefix}<SECTION>__<KEY> overrides a key of the file, \
-             e.g. {example}; {prefix}SERVER__PORT=0 picks a free port.\n\
+             Environment: {env_prefix}<SECTION>__<KEY> overrides a key of the file, \
+             e.g. {env_example}; {env_prefix}SERVER__PORT=0 picks a free port.\n\
              Exit codes: 0 stopped by SIGINT/SIGTERM (Ctrl+C/Ctrl+Break on Windows), 1 cannot listen, 2 bad config."
         );
         let matches = Self::command()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use http_types::Request;
 
-use crate::cli::{exit_with, Args};
+use crate::cli::{exit_with, Args, Help};
 use crate::config::{ConfigSource, Loaded, Settings, EXIT_BAD_CONFIG};
 use crate::connection::Context;
 use crate::http::Reply;
@@ -37,14 +37,16 @@ pub struct Service {
     pub descriptors_per_connection: u64,
     /// Hand request bodies to the handler (A as a proxy); else they are skipped.
     pub keep_bodies: bool,
+    /// What `--help` says the service does, and an env override to show.
+    pub help: Help,
 }
 
 impl Service {
     /// Parses the command line and loads the settings; a bad config exits with code 2.
     pub fn load<T: Settings>(&self) -> (ConfigSource, Loaded<T>) {
         signals::install();
-        let source =
-            Args::parse_as(self.binary).config_source(self.default_config, self.env_prefix);
+        let source = Args::parse_as(self.binary, self.env_prefix, self.help)
+            .config_source(self.default_config, self.env_prefix);
         match source.load::<T>() {
             Ok(loaded) => {
                 crate::log::init(self.name, loaded.settings.log().format);

@@ -1,5 +1,5 @@
 //! Checks of the HTTP edge that both services share (they run one server):
-//! a raw exchange read to the close, the refusal contract, HTTP/1.0's rules.
+//! raw bytes sent and the answer read to the close, the refusal contract, HTTP/1.0's rules.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ pub fn shorten(bytes: &[u8]) -> String {
 /// Sends `bytes` on a fresh connection and reads until the server closes (at
 /// most `patience`); returns the answer and how long it took. The server may
 /// close before it read everything: that is allowed.
-pub fn exchange(p: &Proc, bytes: &[u8], patience: Duration) -> (Reply, Duration) {
+pub fn send_until_close(p: &Proc, bytes: &[u8], patience: Duration) -> (Reply, Duration) {
     let mut conn = Conn::open(p.authority());
     let started = Instant::now();
     if let Err(e) = conn.stream().write_all(bytes) {
@@ -85,7 +85,7 @@ pub fn assert_counted(url: &str, status: u16) {
 /// `patience`; returns how long the answer took.
 pub fn assert_refused(p: &Proc, bytes: &[u8], status: u16, patience: Duration) -> Duration {
     let from = p.line_count();
-    let (reply, took) = exchange(p, bytes, patience);
+    let (reply, took) = send_until_close(p, bytes, patience);
     assert_eq!(reply.status, status, "{:?}: {reply:?}", shorten(bytes));
     assert_refusal(p, from, &reply, status);
     took

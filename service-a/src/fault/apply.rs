@@ -15,30 +15,69 @@
 //!    trickle slow it; `x-fault-injected` names what was done.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_types::headers::CONNECTION;
 use http_types::{Method, Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::Serialize;
 use service_runtime::exchange::Exchange;
 use service_runtime::http::{self, json, ApiError};
+use service_runtime::metrics::Registry;
 use service_runtime::wire::{FAULT_INJECTED, REQUEST_TIMEOUT_MS};
 use smol::Timer;
 
 use super::headers::{SlowBudget, SlowSlot, HEADER_SLOW_SHARE_PERCENT};
 use super::plan::{Broken, Plan};
-use crate::echo::App;
 
 /// How long past a caller's budget A keeps an injected delay going before it
 /// gives up on the request. The margin lets the caller's own timer fire first,
 /// so the caller reports its `timeout` rather than A's closed connection.
 pub const ABANDON_MARGIN: Duration = Duration::from_millis(100);
 
+/// What running plans shares across requests: the count of faults
+/// injected, by name, and the budget of requests slowed by their own headers.
+#[derive(Debug)]
+pub struct Injected {
+    /// Requests slowed by their own `x-fault-*` headers, in flight.
+    slowed: Arc<SlowBudget>,
+    counts: Family<FaultLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FaultLabel {
+    fault: &'static str,
+}
+
+impl Injected {
+    /// Counts registered in `registry` as `faults_injected_total`, and a
+    /// budget for a server of `max_connections`.
+    pub fn register(registry: &mut Registry, max_connections: usize) -> Self {
+        let counts = Family::<FaultLabel, Counter>::default();
+        registry.register(
+            "faults_injected",
+            "Faults injected into /echo requests, by name (as in x-fault-injected and the log's fault=), and abandoned delays",
+            counts.clone(),
+        );
+        Self {
+            slowed: Arc::new(SlowBudget::new(max_connections)),
+            counts,
+        }
+    }
+
+    fn count(&self, fault: &'static str) {
+        self.counts.get_or_create(&FaultLabel { fault }).inc();
+    }
+}
+
 /// What became of a request.
 pub enum Outcome {
     Answered(Box<Response>),
     /// Answered, the body slow (stalled or trickled): the head goes out at
-    /// once, the body as [`SlowBody`] lets it.
+    /// once, the body as [`SlowBody`](crate::slow_body::SlowBody) lets it.
     Slow {
         res: Box<Response>,
         bytes: Vec<u8>,
@@ -90,7 +129,7 @@ pub struct Base {
 /// upstream's 502, sent as it is). The faults' names go on the request's
 /// line, however it ends.
 pub async fn run<F, Fut>(
-    app: &App,
+    injected: &Injected,
     req: &Request,
     exchange: &mut Exchange,
     plan: Plan,
@@ -103,12 +142,14 @@ where
     // Held through the delay and the body; refused at once past the budget.
     let slot = match plan.slowed_by_headers {
         false => None,
-        true => match app.slowed.take() {
+        true => match injected.slowed.take() {
             Some(slot) => Some(slot),
-            None => return over_budget(&app.slowed, exchange),
+            None => return over_budget(&injected.slowed, exchange),
         },
     };
-    app.count_faults(&plan);
+    for fault in plan.names() {
+        injected.count(fault);
+    }
     if let Some(label) = plan.label() {
         exchange.keep("fault", label);
     }
@@ -117,7 +158,7 @@ where
         match caller_budget(req) {
             Some(budget) if plan.delay > budget + ABANDON_MARGIN => {
                 Timer::after(budget + ABANDON_MARGIN).await;
-                app.count("abandoned");
+                injected.count("abandoned");
                 return Outcome::Abandoned;
             }
             _ => {

@@ -9,7 +9,7 @@ use http_types::Request;
 use service_runtime::http::ApiError;
 use service_runtime::wire;
 
-use super::draw::{Delay, Statuses};
+use super::distribution::{Delay, Statuses};
 use super::plan::{Broken, Plan};
 use super::settings::{sendable, sendable_list, MAX_BYTES_PER_S, MAX_RETRY_AFTER_S};
 

@@ -4,15 +4,16 @@
 //! `fail_first`) and its random generator (for `probability`, jitter, the
 //! lognormal delay, weighted statuses and garbage bytes, seeded by `seed`)
 //! start afresh, so the same seed replays the same faults. Every request
-//! draws its own [`Plan`]: faults are decided per request, never per
+//! draws its own [`Plan`](plan::Plan): faults are decided per request, never per
 //! connection, so keep-alive connections do not escape them.
 //!
 //! A fault has one name everywhere: in `x-fault-injected`, in A's log line
-//! (`fault=`) and in `faults_injected_total{fault=...}` ([`Plan::names`]).
+//! (`fault=`) and in `faults_injected_total{fault=...}` ([`Plan::names`](plan::Plan::names)).
 //!
 //! # Layout
 //!
 //! - `settings`: `[fault]` as written, its limits and log fields.
+//! - `distribution`: a status or a delay, as a distribution to draw from.
 //! - `draw`: the dice of each load, and one request's draw.
 //! - `plan`: what one request gets, settled, and the faults' names.
 //! - `rules`: `[[fault.rules]]`, faults for some requests only.
@@ -20,6 +21,7 @@
 //! - `apply`: a plan run around an answer, echoed or proxied.
 
 pub mod apply;
+mod distribution;
 mod draw;
 mod headers;
 mod plan;
@@ -29,6 +31,5 @@ mod settings;
 mod tests;
 
 pub use draw::Faults;
-pub use headers::{SlowBudget, SlowSlot};
-pub use plan::Plan;
+pub use headers::SlowSlot;
 pub use settings::FaultSettings;

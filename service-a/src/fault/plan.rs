@@ -57,7 +57,7 @@ pub struct Plan {
     /// Send the body at this many bytes per second (0: at once).
     pub bytes_per_s: u64,
     /// What the request's own headers made slow: counted against the
-    /// budget of [`HEADER_SLOW_SHARE_PERCENT`](super::HEADER_SLOW_SHARE_PERCENT).
+    /// budget of [`HEADER_SLOW_SHARE_PERCENT`](super::headers::HEADER_SLOW_SHARE_PERCENT).
     pub slowed_by_headers: bool,
     /// The longest the trickle may take: what the header cap
     /// ([`MAX_HEADER_DELAY_MS`](super::headers::MAX_HEADER_DELAY_MS)) leaves after the delays, when a header

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use service_runtime::config::Invalid;
 use service_runtime::log::Line;
 
-use super::draw::{Delay, Statuses};
+use super::distribution::{Delay, Statuses};
 use super::plan::Broken;
 use super::rules::{Rule, MAX_RULES};
 

@@ -6,7 +6,7 @@ use http_types::Request;
 use service_runtime::wire;
 
 use super::headers::MAX_HEADER_DELAY_MS;
-use super::plan::Broken;
+use super::plan::{Broken, Plan};
 use super::*;
 
 fn get() -> Request {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use testkit::edge::{
-    assert_ab_clean, assert_counted, assert_http10_rules, assert_refusal, assert_refused, exchange,
-    shorten,
+    assert_ab_clean, assert_counted, assert_http10_rules, assert_refusal, assert_refused,
+    send_until_close, shorten,
 };
 use testkit::http::{get, is_close, Conn};
 use testkit::{rss_kib, Launch, Proc};
@@ -184,7 +184,7 @@ fn host_with_a_path_is_400_never_routed() {
     let head = b"GET /health HTTP/1.1\r\nHost: x/echo?msg=pwned&\r\nConnection: close\r\n\r\n";
 
     let from = a.line_count();
-    let (reply, _) = exchange(&a, head, Duration::from_secs(2));
+    let (reply, _) = send_until_close(&a, head, Duration::from_secs(2));
 
     assert_refusal(&a, from, &reply, 400);
     assert!(!reply.body.contains(r#"{"echo""#), "{}", reply.body);
@@ -206,7 +206,7 @@ fn absolute_form_target_is_served() {
         a.authority()
     );
 
-    let (reply, _) = exchange(&a, head.as_bytes(), Duration::from_secs(2));
+    let (reply, _) = send_until_close(&a, head.as_bytes(), Duration::from_secs(2));
 
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.body, r#"{"echo":"hi"}"#);

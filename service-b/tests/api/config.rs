@@ -36,3 +36,30 @@ fn bad_upstream_settings_exit_2() {
         testkit::assert_bad_config(env!("CARGO_BIN_EXE_service-b"), &config, expected);
     }
 }
+
+/// Each service's `--help` says what it does (B's with its KINDs), where its
+/// config is, how env overrides it and what its exit codes mean, word for
+/// word as in `help/` (as users have read it): each service writes its own
+/// text, the runtime words the rest.
+#[test]
+fn help_says_what_each_service_does() {
+    for (binary, expected) in [
+        (
+            testkit::binary("service-a"),
+            include_str!("help/service-a.txt"),
+        ),
+        (
+            env!("CARGO_BIN_EXE_service-b").into(),
+            include_str!("help/service-b.txt"),
+        ),
+    ] {
+        let out = std::process::Command::new(&binary)
+            .arg("--help")
+            .output()
+            .expect("the service runs");
+        assert!(out.status.success(), "{out:?}");
+        // A checkout may have turned the files' line ends into CRLF.
+        let expected = expected.replace("\r\n", "\n");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+    }
+}

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use testkit::edge::{
-    assert_ab_clean, assert_http10_rules, assert_json_error, assert_refusal, exchange,
+    assert_ab_clean, assert_http10_rules, assert_json_error, assert_refusal, send_until_close,
 };
 use testkit::fake::refused_url;
 use testkit::http::{get, get_with, parse, Conn, Reply};
@@ -36,7 +36,7 @@ fn long_request_line_is_414() {
     let line = format!("GET /call-echo?msg={}", "a".repeat(64 * 1024));
 
     let from = b.line_count();
-    let (reply, _) = exchange(&b, line.as_bytes(), Duration::from_secs(2));
+    let (reply, _) = send_until_close(&b, line.as_bytes(), Duration::from_secs(2));
 
     assert_refusal(&b, from, &reply, 414);
     assert_eq!(get(&format!("{}/health", b.url)).status, 200);
@@ -49,7 +49,7 @@ fn bare_lf_is_400_at_once() {
     let b = b_with("header_timeout_ms = 10000", &refused_url(), 1000, "");
 
     let from = b.line_count();
-    let (reply, took) = exchange(
+    let (reply, took) = send_until_close(
         &b,
         b"GET /health HTTP/1.1\nHost: b\n\n",
         Duration::from_secs(2),
@@ -66,7 +66,7 @@ fn host_with_a_path_is_400_never_routed() {
     let head = b"GET /health HTTP/1.1\r\nHost: x/call-echo?msg=pwned&\r\nConnection: close\r\n\r\n";
 
     let from = b.line_count();
-    let (reply, _) = exchange(&b, head, Duration::from_secs(2));
+    let (reply, _) = send_until_close(&b, head, Duration::from_secs(2));
 
     assert_refusal(&b, from, &reply, 400);
     assert!(!reply.body.contains("service_a"), "{}", reply.body);

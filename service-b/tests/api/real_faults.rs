@@ -161,6 +161,10 @@ fn every_fault_from_a_header_through_b() {
     }
 }
 
+/// Draws of a 50/50 status list: the chance that all of them come out the
+/// same is 2 * 2^-40, about 2e-12, so a missing status is a broken draw.
+const DRAWS: usize = 40;
+
 /// Answers a fault touched carry its name in `x-fault-injected`; failures
 /// can carry `Retry-After`; weighted statuses are drawn from the list.
 #[test]
@@ -190,10 +194,17 @@ fn answers_are_marked_with_their_faults() {
     let slow = echo(&[("x-fault-delay-ms", "20"), ("x-fault-body-delay-ms", "20")]);
     assert_eq!(slow.header("x-fault-injected"), Some("delay,body_delay"));
 
-    for _ in 0..20 {
-        let status = echo(&[("x-fault-status", "503:1,418:1")]).status;
-        assert!(status == 503 || status == 418, "{status}");
+    // Weighted statuses: both drawn, each answer marked `fail` with its own
+    // status in its body. With even weights, all DRAWS alike has odds 2^-39.
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..DRAWS {
+        let drawn = echo(&[("x-fault-status", "503:1,418:1")]);
+        assert!(matches!(drawn.status, 503 | 418), "{}", drawn.status);
+        assert_eq!(drawn.header("x-fault-injected"), Some("fail"));
+        assert_eq!(drawn.json()["status"], drawn.status, "{}", drawn.body);
+        *seen.entry(drawn.status).or_insert(0) += 1;
     }
+    assert_eq!(seen.len(), 2, "only {seen:?} in {DRAWS} even draws");
     // Any status 100..=599 is sent as asked, even one http-types cannot name;
     // one outside that range is refused where it is asked for.
     let exact = echo(&[("x-fault-status", "599")]);

@@ -33,10 +33,13 @@ use smol::lock::Semaphore;
 use smol::net::TcpListener;
 use smol::{Async, Executor, LocalExecutor, Timer};
 
-use crate::config::ServerSettings;
 use crate::connection::{self, Context};
 use crate::http::Reply;
 use crate::log::Line;
+
+mod settings;
+
+pub use settings::{Limits, ServerSettings};
 
 /// The executor every task of a service runs on; [`block_on`] gives it threads.
 ///
@@ -132,29 +135,6 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         TcpListener::try_from(std::net::TcpListener::from(socket))
     };
     listen().with_context(|| format!("cannot listen on {addr}"))
-}
-
-/// The limits the loop enforces, from `[server]`.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// The longest wait on a client: for a whole request head (and so an idle
-    /// keep-alive connection), and for each step of progress of a body or of
-    /// the client reading an answer.
-    pub client_timeout: Duration,
-    /// Connections served at once; others wait in the listen backlog.
-    pub max_connections: usize,
-    /// On shutdown, how long requests in flight may take to finish.
-    pub shutdown_grace: Duration,
-}
-
-impl From<&ServerSettings> for Limits {
-    fn from(s: &ServerSettings) -> Self {
-        Self {
-            client_timeout: s.header_timeout(),
-            max_connections: s.max_connections as usize,
-            shutdown_grace: s.shutdown_grace(),
-        }
-    }
 }
 
 /// How the loop ended.

@@ -9,7 +9,12 @@
 //! - `invalid`: [`Validate`] and [`Invalid`], what every settings section
 //!   checks against; a leaf, so a section's owner needs nothing else of this.
 //! - `file`: the file read like an untrusted one, with its [`Stamp`].
-//! - `load`: [`ConfigSource`], the figment loader that merges the layers.
+//! - `source`: [`ConfigSource`] (where settings come from), [`Loaded`],
+//!   [`ConfigError`], and how a value's origin is named.
+//! - `load`: `ConfigSource::load` and `parse`, the figment loader.
+//! - `layer`: the file's and env's values as layers the loader can mend
+//!   (old key names, a bad key taken out).
+//! - `report`: figment's errors as lines naming origin, key and what is allowed.
 //! - `words`: the error prose (types, TOML syntax, did-you-mean).
 //!
 //! Each section's type lives beside its owner (`[server]` in
@@ -19,9 +24,12 @@
 
 mod file;
 mod invalid;
+mod layer;
 mod load;
+mod report;
+mod source;
 mod words;
 
 pub use file::{ReadError, Snapshot, Stamp, MAX_CONFIG_BYTES};
 pub use invalid::{Invalid, Validate};
-pub use load::{ConfigError, ConfigSource, Loaded, EXIT_BAD_CONFIG};
+pub use source::{ConfigError, ConfigSource, Loaded, EXIT_BAD_CONFIG};

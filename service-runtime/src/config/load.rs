@@ -6,54 +6,14 @@
 //! written down in words naming where it came from (the file, or the env
 //! variable), and the culprit taken out so the next round finds the next.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
-
 use figment::providers::{Env, Format, Serialized, Toml};
-use figment::value::{Dict, Map};
-use figment::{Figment, Metadata, Profile, Provider, Source};
+use figment::{Figment, Metadata, Profile, Provider};
 
-use crate::config::file::{self, ReadError, Snapshot, Stamp};
+use crate::config::file::ReadError;
 use crate::config::invalid::Validate;
-use crate::config::words::{closest, in_words, one_line, plain_syntax, show};
-
-/// Exit code for a config the service refuses to start with.
-pub const EXIT_BAD_CONFIG: i32 = 2;
-
-/// Where the settings come from: a TOML file and an env prefix.
-#[derive(Debug, Clone)]
-pub struct ConfigSource {
-    /// The TOML file.
-    pub path: PathBuf,
-    /// Given with `--config`: then a missing file is an error, not defaults.
-    pub explicit: bool,
-    /// e.g. `SERVICE_A_`; `__` separates section and key.
-    pub env_prefix: &'static str,
-}
-
-/// Settings as loaded, with whether the file was there.
-#[derive(Debug, Clone)]
-pub struct Loaded<T> {
-    /// The validated settings.
-    pub settings: T,
-    /// False when the default file was missing and built-in defaults were used.
-    pub file_found: bool,
-    /// The file as read for these settings: a watcher compares against it, so
-    /// an edit made right after start is not missed.
-    pub snapshot: Option<Snapshot>,
-}
-
-/// A config the service will not run with; its `Display` is the whole message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+use crate::config::layer::{last, remove_path, rename_key, Layer, Renamed, ENV_LAYER, RENAMED};
+use crate::config::report::{describe, describe_one, syntax};
+use crate::config::source::{ConfigError, ConfigSource, Loaded};
 
 impl ConfigSource {
     /// Loads defaults, then the file, then env; rejects unknown keys and bad values.
@@ -74,30 +34,6 @@ impl ConfigSource {
         })
     }
 
-    /// The stamp of what the path leads to now (following symlinks), without
-    /// opening it: a watcher compares it with the last version read and does
-    /// not read an unchanged file again.
-    pub fn stamp(&self) -> Result<Stamp, ReadError> {
-        file::stamp(&self.path)
-    }
-
-    /// The file read once, like an untrusted one (see [`file::read`]).
-    pub fn read(&self) -> Result<Snapshot, ReadError> {
-        file::read(&self.path)
-    }
-
-    /// Why the file could not be read, naming it: `PATH: no such file (given
-    /// with --config)` or `PATH: REASON`.
-    pub fn unreadable(&self, e: &ReadError) -> ConfigError {
-        match e {
-            ReadError::Missing => ConfigError(format!(
-                "{}: no such file (given with --config)",
-                self.path.display()
-            )),
-            e => ConfigError(format!("{}: {e}", self.path.display())),
-        }
-    }
-
     /// Settings from defaults, then `file` (the bytes of [`path`](Self::path);
     /// `None` when it is missing), then env. Errors name the file or env
     /// variable, the key and what is allowed, in words, as at start-up; every
@@ -114,7 +50,7 @@ impl ConfigSource {
                 })?;
                 let dict = Toml::string(text)
                     .data()
-                    .map_err(|e| self.syntax::<T>(e, text))?
+                    .map_err(|e| syntax::<T>(self, e, text))?
                     .remove(&Profile::Default)
                     .unwrap_or_default();
                 Some(Layer {
@@ -128,7 +64,7 @@ impl ConfigSource {
             metadata: Metadata::named(ENV_LAYER),
             dict: env
                 .data()
-                .map_err(|e| self.describe::<T>(e))?
+                .map_err(|e| describe::<T>(self, e))?
                 .remove(&Profile::Default)
                 .unwrap_or_default(),
         };
@@ -163,7 +99,7 @@ impl ConfigSource {
                 Err(errors) => {
                     let mut fixed = false;
                     for e in errors {
-                        let line = self.describe_one::<T>(&e);
+                        let line = describe_one::<T>(self, &e);
                         if problems.contains(&line) {
                             continue;
                         }
@@ -217,220 +153,10 @@ impl ConfigSource {
             many => format!("{} problems:\n  {}", many.len(), many.join("\n  ")),
         }))
     }
-
-    /// How the start line names the config: the path, or that defaults are in use.
-    pub fn describe_origin(&self, file_found: bool) -> String {
-        if file_found {
-            self.path.display().to_string()
-        } else {
-            format!(
-                "none ({} not found, built-in defaults)",
-                self.path.display()
-            )
-        }
-    }
-
-    /// "config/service-a.toml" or "env SERVICE_A_FAULT__DELAY_MS": where a key's value came from.
-    fn origin(&self, md: &figment::Metadata, key: &str) -> String {
-        match &md.source {
-            Some(Source::File(path)) => relative(path).display().to_string(),
-            Some(Source::Code(_)) => "built-in default".to_owned(),
-            _ if key.is_empty() => md.name.to_string(),
-            _ => format!(
-                "env {}{}",
-                self.env_prefix,
-                key.replace('.', "__").to_ascii_uppercase()
-            ),
-        }
-    }
-
-    /// A TOML syntax error in plain words (line, column, what was written
-    /// and what is allowed there, in a sentence); any other error as
-    /// [`describe`](Self::describe) words it.
-    fn syntax<T: Validate>(&self, err: figment::Error, text: &str) -> ConfigError {
-        let plain = match &err.kind {
-            figment::error::Kind::Message(m) => plain_syntax(m, text),
-            _ => None,
-        };
-        match plain {
-            Some(words) => ConfigError(format!("{}: {words}", relative(&self.path).display())),
-            None => self.describe::<T>(err),
-        }
-    }
-
-    /// Turns figment's error into one line per problem naming file, key and reason.
-    fn describe<T: Validate>(&self, err: figment::Error) -> ConfigError {
-        let lines: Vec<String> = err
-            .into_iter()
-            .map(|e| self.describe_one::<T>(&e))
-            .collect();
-        ConfigError(lines.join("\n"))
-    }
-
-    /// One problem in words: `config/service-a.toml: fault.delay_ms = "abc":
-    /// expected a whole number of milliseconds, 0..=3600000`.
-    fn describe_one<T: Validate>(&self, e: &figment::Error) -> String {
-        use figment::error::Kind;
-        let key = e.path.join(".");
-        let origin = match &e.metadata {
-            Some(md) => self.origin(md, &key),
-            None => self.path.display().to_string(),
-        };
-        let reason = match &e.kind {
-            Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
-                let range = allowed_range::<T>(&key, expected)
-                    .map(|r| format!(", {r}"))
-                    .unwrap_or_default();
-                return format!(
-                    "{origin}: {key} = {}: expected {}{range}",
-                    show(actual),
-                    in_words(&key, expected)
-                );
-            }
-            Kind::UnknownField(field, known) => {
-                let hint = match closest(field, known) {
-                    Some(near) => format!("; did you mean `{near}`?"),
-                    None => String::new(),
-                };
-                let known: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
-                format!("unknown field{hint} (known here: {})", known.join(", "))
-            }
-            Kind::UnknownVariant(value, known) => {
-                let known: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
-                return format!(
-                    "{origin}: {key} = \"{value}\": expected one of {}",
-                    known.join(", ")
-                );
-            }
-            Kind::MissingField(name) => format!("`{name}` is missing"),
-            other => one_line(&other.to_string()),
-        };
-        if key.is_empty() {
-            format!("{origin}: {reason}")
-        } else {
-            format!("{origin}: {key}: {reason}")
-        }
-    }
 }
-
-/// Keys of the runtime's own sections that were renamed, as (old, new): a
-/// file or env that still says the old name loads, and means the same.
-///
-/// The field carries `#[serde(alias)]` too, for a reader that deserializes
-/// a section by itself; through figment the alias alone is not enough,
-/// because the defaults are merged as a layer of their own under the new
-/// name, and serde, seeing both names in one table, refuses the second
-/// (`duplicate field`). So each layer is given the new name before merging.
-const RENAMED: &[(&str, &str)] = &[("server.header_timeout_ms", "server.client_timeout_ms")];
-
-/// What [`rename_key`] found in a layer.
-#[derive(Debug, PartialEq, Eq)]
-enum Renamed {
-    /// The old key is not there.
-    No,
-    /// The old key was there and now has the new name.
-    Yes,
-    /// Both names are set in this layer: the old one is taken out, and
-    /// the new one stands.
-    Both,
-}
-
-/// Gives `old` (a dotted key) its `new` name in `dict`, if it is there.
-fn rename_key(dict: &mut Dict, old: &str, new: &str) -> Renamed {
-    let (Some((section, old_key)), Some((new_section, new_key))) =
-        (old.split_once('.'), new.split_once('.'))
-    else {
-        return Renamed::No;
-    };
-    debug_assert_eq!(section, new_section, "a rename stays in its section");
-    let Some(figment::value::Value::Dict(_, table)) = dict.get_mut(section) else {
-        return Renamed::No;
-    };
-    let Some(value) = table.remove(old_key) else {
-        return Renamed::No;
-    };
-    if table.contains_key(new_key) {
-        return Renamed::Both;
-    }
-    table.insert(new_key.to_owned(), value);
-    Renamed::Yes
-}
-
-/// The last part of a dotted key: `client_timeout_ms` of `server.client_timeout_ms`.
-fn last(key: &str) -> &str {
-    key.rsplit('.').next().unwrap_or(key)
-}
-
-/// The name of the env layer's metadata, which tells its errors from the file's.
-const ENV_LAYER: &str = "environment variable";
 
 /// How many problems one load reports at most (each costs a parse).
 const MAX_PROBLEMS: usize = 32;
-
-/// Values from one place (the file, or the environment), as a dictionary the
-/// loader can take a bad key out of and parse again.
-#[derive(Clone)]
-struct Layer {
-    metadata: Metadata,
-    dict: Dict,
-}
-
-impl Provider for Layer {
-    fn metadata(&self) -> Metadata {
-        self.metadata.clone()
-    }
-
-    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        Ok(Profile::Default.collect(self.dict.clone()))
-    }
-}
-
-/// Takes `path` (section, key) out of `dict`; false if it was not there.
-fn remove_path(dict: &mut Dict, path: &[String]) -> bool {
-    match path {
-        [] => false,
-        [key] => dict.remove(key).is_some(),
-        [section, rest @ ..] => match dict.get_mut(section) {
-            Some(figment::value::Value::Dict(_, inner)) => remove_path(inner, rest),
-            // The section itself is not a table: it is the culprit.
-            Some(_) => dict.remove(section).is_some(),
-            None => false,
-        },
-    }
-}
-
-/// The range `validate` allows for `key`, found by asking it about a value
-/// far out of any range: the settings type is the one place that knows it.
-fn allowed_range<T: Validate>(key: &str, expected: &str) -> Option<String> {
-    use figment::value::Value;
-    let probes: Vec<Value> = match expected {
-        "u8" | "u16" | "u32" | "u64" | "usize" => vec![
-            Value::from(u64::MAX),
-            Value::from(u64::from(u32::MAX)),
-            Value::from(u64::from(u16::MAX)),
-        ],
-        "f32" | "f64" => vec![Value::from(f64::MAX), Value::from(-f64::MAX)],
-        _ => return None,
-    };
-    probes.into_iter().find_map(|probe| {
-        let settings: T = Figment::from(Serialized::defaults(T::default()))
-            .merge(Serialized::default(key, probe))
-            .extract()
-            .ok()?;
-        match settings.validate() {
-            Err(bad) if bad.key == key => Some(bad.expected),
-            _ => None,
-        }
-    })
-}
-
-/// figment makes file paths absolute; users typed them relative to the working dir.
-fn relative(path: &Path) -> &Path {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok())
-        .unwrap_or(path)
-}
 
 #[cfg(test)]
 // figment's Jail closures return its (large) error type; that is its API.

@@ -31,7 +31,7 @@ use service_runtime::head::{MAX_HEADERS, MAX_HEAD_BYTES};
 use service_runtime::http::ApiError;
 use service_runtime::log::Line;
 use service_runtime::metrics::latency_histogram;
-use service_runtime::{trace, wire};
+use service_runtime::{otlp, trace, wire};
 use smol::future::FutureExt as _;
 use smol::Timer;
 use url::Url;
@@ -62,7 +62,7 @@ pub struct UpstreamSettings {
     /// Idle keep-alive connections to A kept for reuse.
     pub max_idle_connections: u32,
     /// How long a kept connection may sit idle and still be reused: keep it
-    /// under A's `server.header_timeout_ms`, after which A closes it.
+    /// under A's `server.client_timeout_ms`, after which A closes it.
     pub idle_timeout_ms: u64,
 }
 
@@ -441,7 +441,7 @@ impl Upstream {
         // future is dropped): retries show as siblings under B's request span.
         let span = forward.parent.map(|parent| {
             Span::root(format!("GET {}", url.path()), parent)
-                .with_property(|| (trace::SPAN_KIND, "client"))
+                .with_property(|| (otlp::SPAN_KIND, "client"))
         });
         let traceparent = forward
             .parent

@@ -16,6 +16,7 @@ use http_types::Request;
 
 use crate::log::Line;
 use crate::metrics::HttpMetrics;
+use crate::otlp::SPAN_KIND;
 use crate::trace;
 use crate::wire::CLIENT_CLOSED;
 
@@ -48,7 +49,7 @@ impl Exchange {
         Self {
             service,
             trace,
-            span: Span::root(service, trace).with_property(|| (trace::SPAN_KIND, "server")),
+            span: Span::root(service, trace).with_property(|| (SPAN_KIND, "server")),
             trace_id: trace::trace_id(&trace),
             endpoint: "other",
             path: req.url().path().to_owned(),

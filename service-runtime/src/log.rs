@@ -37,12 +37,12 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
-use std::sync::{LazyLock, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
+
+use crate::metrics::LOG_LINES_DROPPED as LOST;
 
 /// How lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,20 +141,6 @@ static QUEUE: OnceLock<Sender<Message>> = OnceLock::new();
 static QUEUED: AtomicUsize = AtomicUsize::new(0);
 /// Lines lost and not yet said in an `event=log_dropped` line.
 static UNREPORTED: AtomicU64 = AtomicU64::new(0);
-/// Every line lost since start, for `/metrics`.
-static LOST: LazyLock<Counter> = LazyLock::new(Counter::default);
-
-/// Shows `log_lines_dropped_total` in a service's `/metrics` (the runtime's
-/// `HttpMetrics::register` calls it).
-pub fn register_metrics(registry: &mut Registry) {
-    registry.register(
-        "log_lines_dropped",
-        "Log lines lost: the queue to stdout was full (a slow or stuck reader), \
-         or writing to stdout failed (closed)",
-        LOST.clone(),
-    );
-}
-
 /// Counts `n` lines lost.
 fn lost(n: u64) {
     LOST.inc_by(n);

@@ -21,13 +21,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use http_types::Request;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::registry::Registry;
 use smol::future::FutureExt as _;
 use smol::lock::Semaphore;
 use smol::net::TcpListener;
@@ -36,6 +34,7 @@ use smol::{Async, Executor, LocalExecutor, Timer};
 use crate::connection::{self, Context};
 use crate::http::Reply;
 use crate::log::Line;
+use crate::metrics::ACCEPT_FAILURES;
 
 mod settings;
 
@@ -342,20 +341,6 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 /// The longest wait between two tries while accepts fail: once descriptors
 /// free up, a waiting client is accepted within this.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(250);
-
-/// Accepts that failed for want of a resource, since start.
-static ACCEPT_FAILURES: LazyLock<Counter> = LazyLock::new(Counter::default);
-
-/// Shows `accept_failures_total` in a service's `/metrics` (the runtime's
-/// `HttpMetrics::register` calls it).
-pub fn register_metrics(registry: &mut Registry) {
-    registry.register(
-        "accept_failures",
-        "Connections not accepted at the first try: out of file descriptors (ulimit -n) \
-         or kernel memory; each was retried (event=accept_failed, once per episode)",
-        ACCEPT_FAILURES.clone(),
-    );
-}
 
 /// Descriptors a service needs beside those of its connections: stdin,
 /// stdout and stderr, the listener, the reactors' polling handles and

@@ -20,7 +20,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +34,7 @@ use crate::connection::{self, Context};
 use crate::http::Reply;
 use crate::log::Line;
 use crate::metrics::ACCEPT_FAILURES;
+use crate::telemetry;
 
 mod settings;
 
@@ -144,15 +144,6 @@ pub enum Stopped {
     /// The grace ran out with requests still in flight; each was logged
     /// `status=aborted`.
     GraceExpired,
-}
-
-/// Set once the grace has run out and requests in flight are being cut:
-/// their exchanges then log `status=aborted` rather than `client_closed`.
-static ABORTING: AtomicBool = AtomicBool::new(false);
-
-/// Whether requests in flight are being cut at the end of the grace.
-pub fn aborting() -> bool {
-    ABORTING.load(Ordering::Relaxed)
 }
 
 /// How long, after the grace, the cut connections get to write their lines.
@@ -293,8 +284,8 @@ where
     };
     let stopped = drained.or(expired).await;
     if stopped == Stopped::GraceExpired {
-        // Cut what is left; each exchange cut logs its own `status=aborted`.
-        ABORTING.store(true, Ordering::Relaxed);
+        // Cut what is left; each request cut logs its own `status=aborted`.
+        telemetry::grace_expired();
         drop(abort_tx);
         let _ = alive_rx
             .recv()

@@ -56,7 +56,11 @@ impl ConfigSource {
         file::stamp(&self.path)
     }
 
-    /// The file read once, like an untrusted one (see [`file::read`]).
+    /// Opens the path afresh (following symlinks as they are now) and reads
+    /// the file once, like an untrusted one, with its stamp taken from the
+    /// same open file: anything but a regular file is refused, before and
+    /// after it is opened (a FIFO must not block), and more than
+    /// [`MAX_CONFIG_BYTES`](crate::config::MAX_CONFIG_BYTES) is never read.
     pub fn read(&self) -> Result<Snapshot, ReadError> {
         file::read(&self.path)
     }

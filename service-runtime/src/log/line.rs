@@ -212,24 +212,45 @@ pub fn escape(value: &str) -> Cow<'_, str> {
         return Cow::Borrowed(value);
     }
     let mut out = String::with_capacity(value.len() + 2);
+    // Control characters, exotic line breaks (U+2028...) and invisible
+    // reordering marks spelled out.
+    quote_into(
+        &mut out,
+        value,
+        |c| c.is_control() || (c.is_whitespace() && c != ' ') || invisible(c),
+        |out, c| {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        },
+    );
+    Cow::Owned(out)
+}
+
+/// Appends `value` in double quotes: a quote, a backslash, a line break or
+/// a tab as its short escape ([`short_escape`]), any other character for
+/// which `coded` holds as `code` writes it, the rest as it is.
+fn quote_into(out: &mut String, value: &str, coded: fn(char) -> bool, code: fn(&mut String, char)) {
     out.push('"');
     for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            // Control characters, exotic line breaks (U+2028...) and
-            // invisible reordering marks spelled out.
-            c if c.is_control() || (c.is_whitespace() && c != ' ') || invisible(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
+        match short_escape(c) {
+            Some(short) => out.push_str(short),
+            None if coded(c) => code(out, c),
+            None => out.push(c),
         }
     }
     out.push('"');
-    Cow::Owned(out)
+}
+
+/// The escape both formats write for a quote, a backslash, and the line
+/// breaks and tab that have a short one.
+fn short_escape(c: char) -> Option<&'static str> {
+    match c {
+        '"' => Some("\\\""),
+        '\\' => Some("\\\\"),
+        '\n' => Some("\\n"),
+        '\r' => Some("\\r"),
+        '\t' => Some("\\t"),
+        _ => None,
+    }
 }
 
 /// `key` as a log key: letters, digits and `_ . - :` kept, anything else
@@ -257,21 +278,14 @@ pub fn safe_key(key: &str) -> String {
 /// many editors break lines there) and the invisible marks of [`invisible`],
 /// all as `\uXXXX`: the line stays one line to every reader.
 fn json_string(out: &mut String, value: &str) {
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || invisible(c) => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    quote_into(
+        out,
+        value,
+        |c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || invisible(c),
+        |out, c| {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        },
+    );
 }
 
 /// Characters that print as nothing but change how a line reads: bidi

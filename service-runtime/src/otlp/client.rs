@@ -170,24 +170,33 @@ mod tests {
         );
     }
 
-    /// A non-2xx answer is an error naming the status line.
-    #[test]
-    fn a_refusal_is_an_error() {
+    /// One POST to a collector on loopback that reads the request and
+    /// answers `answer`.
+    fn post_to_a_collector_answering(answer: &'static [u8]) -> io::Result<()> {
         let collector = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = Url::parse(&format!(
             "http://{}/v1/traces",
             collector.local_addr().unwrap()
         ))
         .unwrap();
-        let answer = std::thread::spawn(move || {
+        let collector = std::thread::spawn(move || {
             let (mut s, _) = collector.accept().unwrap();
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf).unwrap();
-            s.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
-                .unwrap();
+            s.write_all(answer).unwrap();
         });
-        let err = post(&Target::from(&url), b"{}", Duration::from_secs(5)).unwrap_err();
-        answer.join().unwrap();
+        let posted = post(&Target::from(&url), b"{}", Duration::from_secs(5));
+        collector.join().unwrap();
+        posted
+    }
+
+    /// A non-2xx answer is an error naming the status line.
+    #[test]
+    fn a_refusal_is_an_error() {
+        let err = post_to_a_collector_answering(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("503 Service Unavailable"), "{err}");
     }
 
@@ -213,20 +222,7 @@ mod tests {
     /// An answer that is not HTTP is said to be so, not taken for a refusal.
     #[test]
     fn an_answer_that_is_not_http_is_said() {
-        let collector = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = Url::parse(&format!(
-            "http://{}/v1/traces",
-            collector.local_addr().unwrap()
-        ))
-        .unwrap();
-        let answer = std::thread::spawn(move || {
-            let (mut s, _) = collector.accept().unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf).unwrap();
-            s.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").unwrap();
-        });
-        let err = post(&Target::from(&url), b"{}", Duration::from_secs(5)).unwrap_err();
-        answer.join().unwrap();
+        let err = post_to_a_collector_answering(b"SSH-2.0-OpenSSH_9.6\r\n").unwrap_err();
         assert!(err.to_string().contains("not HTTP: \"SSH-2.0"), "{err}");
     }
 }

@@ -29,7 +29,9 @@ pub struct ServerSettings {
     /// to take each answer, or each piece of a streamed one.
     ///
     /// Called `header_timeout_ms` before it was seen to bound more than the
-    /// head; that name is still accepted, in the file and in env.
+    /// head; that name is still accepted, in the file and in env (the loader
+    /// gives it the new name: `config/layer.rs`, `RENAMED`), and both at
+    /// once are refused.
     #[serde(alias = "header_timeout_ms")]
     pub client_timeout_ms: u64,
     /// Connections served at once; further ones wait in the listen backlog.

@@ -240,6 +240,26 @@ mod tests {
         );
     }
 
+    /// Every registry a service counts requests in also shows the runtime's
+    /// process-wide counters, though their owners never see a registry.
+    #[test]
+    fn shows_the_process_wide_counters() {
+        let mut registry = Registry::default();
+        HttpMetrics::register(&mut registry);
+        let (_, text) = scrape(&registry, None);
+        for name in [
+            "trace_spans_exported_total",
+            "trace_spans_dropped_total",
+            "log_lines_dropped_total",
+            "accept_failures_total",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} counter\n")),
+                "{name}: {text}"
+            );
+        }
+    }
+
     /// Without an Accept asking for OpenMetrics the answer is 0.0.4 text whose
     /// counters are typed by their `_total` name; with one, OpenMetrics.
     #[test]

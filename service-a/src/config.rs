@@ -1,8 +1,9 @@
 //! Service A's settings: `[server]`, `[proxy]` and `[admin]` (restart to change) and `[fault]` (live).
 
 use serde::{Deserialize, Serialize};
-use service_runtime::config::{Invalid, ServerSettings};
+use service_runtime::config::Invalid;
 use service_runtime::log::LogSettings;
+use service_runtime::server::ServerSettings;
 use service_runtime::trace::TraceSettings;
 
 use crate::admin::AdminSettings;
@@ -52,7 +53,7 @@ impl service_runtime::config::Validate for Settings {
     }
 }
 
-impl service_runtime::config::Settings for Settings {
+impl service_runtime::service::Settings for Settings {
     fn server(&self) -> &ServerSettings {
         &self.server
     }

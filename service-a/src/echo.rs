@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use http_types::{Body, Request, StatusCode};
 use serde::Serialize;
-use service_runtime::exchange::Exchange;
 use service_runtime::http::{self, json, query_param, route, Reply, Routes};
 use service_runtime::metrics;
+use service_runtime::telemetry::RequestTelemetry;
 
 use crate::app::App;
 use crate::fault::apply::{self, Base, Outcome};
@@ -28,7 +28,7 @@ async fn proxied(
     app: &App,
     upstream: &Upstream,
     req: &mut Request,
-    exchange: &mut Exchange,
+    telemetry: &mut RequestTelemetry,
 ) -> Outcome {
     let body = req.take_body().into_bytes().await.unwrap_or_default();
     let plan = match app.faults.load().plan(req) {
@@ -37,7 +37,7 @@ async fn proxied(
     };
     let req = &*req;
     let failed = std::sync::Mutex::new(None);
-    let outcome = apply::run(&app.injected, req, exchange, plan, || async {
+    let outcome = apply::run(&app.injected, req, telemetry, plan, || async {
         upstream.forward(req, &body).await.map_err(|e| {
             let kind = e.kind;
             let res = e.into_response(&upstream.url);
@@ -48,13 +48,13 @@ async fn proxied(
     .await;
     if let Some(kind) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
         app.count_upstream_error(kind);
-        exchange.keep("upstream_error", kind.to_owned());
+        telemetry.keep("upstream_error", kind.to_owned());
     }
     outcome
 }
 
 /// `/echo?msg=...`: the plan of this request run around the echo.
-async fn echo(app: &App, req: &Request, exchange: &mut Exchange) -> Outcome {
+async fn echo(app: &App, req: &Request, telemetry: &mut RequestTelemetry) -> Outcome {
     let msg = match query_param(req.url().query(), "msg") {
         Ok(msg) => msg.unwrap_or_default(),
         Err(e) => return e.into(),
@@ -63,7 +63,7 @@ async fn echo(app: &App, req: &Request, exchange: &mut Exchange) -> Outcome {
         Ok(plan) => plan,
         Err(e) => return e.into(),
     };
-    apply::run(&app.injected, req, exchange, plan, || async {
+    apply::run(&app.injected, req, telemetry, plan, || async {
         Ok(Base {
             res: json(StatusCode::Ok, &Echo { echo: &msg }),
             code: 200,
@@ -96,22 +96,22 @@ const ROUTES: Routes<Endpoint> = &[
 
 /// Answers one request and logs it; says what to do with the connection.
 pub async fn handle(app: Arc<App>, mut req: Request) -> Reply {
-    let mut exchange = Exchange::begin("A", &req, &app.http);
-    let own = OWN_IN_PROXY_MODE.contains(&exchange.path());
-    let outcome = match (&app.upstream, route(ROUTES, req.method(), exchange.path())) {
+    let mut telemetry = RequestTelemetry::begin("A", &req, &app.http);
+    let own = OWN_IN_PROXY_MODE.contains(&telemetry.path());
+    let outcome = match (&app.upstream, route(ROUTES, req.method(), telemetry.path())) {
         (Some(upstream), _) if !own => {
-            exchange.endpoint = PROXIED;
-            proxied(&app, upstream, &mut req, &mut exchange).await
+            telemetry.endpoint = PROXIED;
+            proxied(&app, upstream, &mut req, &mut telemetry).await
         }
         (_, route) => match route {
             Err(e) => e.into(),
             Ok((name, endpoint)) => {
-                exchange.endpoint = name;
+                telemetry.endpoint = name;
                 match endpoint {
                     Endpoint::Index => http::index("A", ROUTES).into(),
                     Endpoint::Health => http::health().into(),
                     Endpoint::Metrics => metrics::render(&app.registry, &req).into(),
-                    Endpoint::Echo => echo(&app, &req, &mut exchange).await,
+                    Endpoint::Echo => echo(&app, &req, &mut telemetry).await,
                 }
             }
         },
@@ -142,7 +142,7 @@ pub async fn handle(app: Arc<App>, mut req: Request) -> Reply {
         } => {
             // The line is written when the body is done (or cut short).
             let ending = Ending {
-                exchange,
+                telemetry,
                 status,
                 http_status,
                 slot,
@@ -160,7 +160,7 @@ pub async fn handle(app: Arc<App>, mut req: Request) -> Reply {
         Outcome::Dropped | Outcome::Abandoned => Reply::Close,
         Outcome::Reset => Reply::Reset,
     };
-    exchange.finish(status, http_status, http_status, |line| line);
+    telemetry.finish(status, http_status, http_status, |line| line);
     reply
 }
 

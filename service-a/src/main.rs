@@ -29,11 +29,10 @@ mod slow_body;
 use std::sync::Arc;
 
 use service_runtime::cli::{exit_with, Help};
-use service_runtime::config::ServerSettings;
 use service_runtime::connection::Context;
 use service_runtime::log::Line;
 use service_runtime::metrics::{HttpMetrics, Registry};
-use service_runtime::server::{Limits, EXECUTOR, EXIT_START_FAILED};
+use service_runtime::server::{Limits, ServerSettings, EXECUTOR, EXIT_START_FAILED};
 use service_runtime::service::Service;
 
 use crate::app::App;
@@ -115,11 +114,10 @@ fn serve_admin(addr: std::net::SocketAddr, app: Arc<App>, server: &ServerSetting
         handler: move |req| admin::handle(app.clone(), req),
         metrics: HttpMetrics::register(&mut Registry::default()),
         service: "A",
-        timeout: server.header_timeout(),
+        timeout: server.client_timeout(),
         keep_bodies: true,
     };
     let limits = Limits {
-        client_timeout: server.header_timeout(),
         max_connections: admin::MAX_ADMIN_CONNECTIONS as usize,
         shutdown_grace: server.shutdown_grace(),
     };

@@ -5,14 +5,14 @@
 //!
 //! The request's log line is written when the last byte is handed over, with
 //! the real latency; a body the client leaves half read (or that a shutdown
-//! cuts) is logged as such by its exchange instead (499, or aborted).
+//! cuts) is logged as such by its telemetry instead (499, or aborted).
 
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use service_runtime::exchange::Exchange;
+use service_runtime::telemetry::RequestTelemetry;
 use smol::future::Future as _;
 use smol::io::AsyncRead;
 use smol::stream::Stream as _;
@@ -31,7 +31,7 @@ pub const MAX_TRICKLE: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct Ending {
     /// The request's bookkeeping.
-    pub exchange: Exchange,
+    pub telemetry: RequestTelemetry,
     /// Its `status=`.
     pub status: &'static str,
     /// Its `http_status=`.
@@ -111,13 +111,13 @@ impl SlowBody {
     fn finish(&self) {
         let ending = self.ending.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(Ending {
-            exchange,
+            telemetry,
             status,
             http_status,
             slot,
         }) = ending
         {
-            exchange.finish(status, http_status, http_status, |line| line);
+            telemetry.finish(status, http_status, http_status, |line| line);
             // The body is done: the slot is free for another slow request.
             drop(slot);
         }
@@ -175,7 +175,7 @@ mod tests {
     fn ending() -> Ending {
         let metrics = HttpMetrics::register(&mut Registry::default());
         Ending {
-            exchange: Exchange::begin("A", &Request::get("http://a/echo"), &metrics),
+            telemetry: RequestTelemetry::begin("A", &Request::get("http://a/echo"), &metrics),
             status: "ok",
             http_status: 200,
             slot: None,

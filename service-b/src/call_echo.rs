@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use http_types::{Request, Response, StatusCode};
 use serde::Serialize;
-use service_runtime::exchange::Exchange;
 use service_runtime::http::{self, json, query_param, route, Reply, Routes};
 use service_runtime::metrics::{self, HttpMetrics, Registry};
+use service_runtime::telemetry::RequestTelemetry;
 
 use crate::config::Settings;
 use crate::kind::CallError;
@@ -110,17 +110,17 @@ impl From<Response> for Outcome {
 
 /// Answers one request and logs it. Every failure is an answer.
 pub async fn handle(app: Arc<App>, req: Request) -> Reply {
-    let mut exchange = Exchange::begin("B", &req, &app.http);
-    let outcome = match route(ROUTES, req.method(), exchange.path()) {
+    let mut telemetry = RequestTelemetry::begin("B", &req, &app.http);
+    let outcome = match route(ROUTES, req.method(), telemetry.path()) {
         Err(e) => e.into_response().into(),
         Ok((name, endpoint)) => {
-            exchange.endpoint = name;
+            telemetry.endpoint = name;
             match endpoint {
                 Endpoint::Index => http::index("B", ROUTES).into(),
                 Endpoint::Health => http::health().into(),
                 Endpoint::Metrics => metrics::render(&app.registry, &req).into(),
-                Endpoint::Ready => ready(&app, &forward(&exchange, &req)).await,
-                Endpoint::CallEcho => call_echo(&app, &req, &forward(&exchange, &req)).await,
+                Endpoint::Ready => ready(&app, &forward(&telemetry, &req)).await,
+                Endpoint::CallEcho => call_echo(&app, &req, &forward(&telemetry, &req)).await,
             }
         }
     };
@@ -136,7 +136,7 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
         .as_ref()
         .map_or(res.status().into(), |e| e.http_status);
     let sent = u16::from(res.status());
-    exchange.finish(if ok { "ok" } else { "error" }, http_status, sent, |line| {
+    telemetry.finish(if ok { "ok" } else { "error" }, http_status, sent, |line| {
         let line = match &failure {
             None => line,
             Some(e) => line.str("error", e.kind.as_str()).str("detail", &e.detail),
@@ -150,10 +150,10 @@ pub async fn handle(app: Arc<App>, req: Request) -> Reply {
 }
 
 /// What a call to A carries from B's request: the trace and the fault headers.
-fn forward(exchange: &Exchange, req: &Request) -> Forward {
+fn forward(telemetry: &RequestTelemetry, req: &Request) -> Forward {
     Forward {
-        trace_id: exchange.trace_id.clone(),
-        parent: Some(exchange.context()),
+        trace_id: telemetry.trace_id.clone(),
+        parent: Some(telemetry.context()),
         faults: Forward::faults_of(req),
     }
 }

@@ -3,8 +3,9 @@
 //! `breaker.rs`. Each section is defined and checked beside its owner.
 
 use serde::{Deserialize, Serialize};
-use service_runtime::config::{Invalid, ServerSettings};
+use service_runtime::config::Invalid;
 use service_runtime::log::LogSettings;
+use service_runtime::server::ServerSettings;
 use service_runtime::trace::TraceSettings;
 
 use crate::breaker::BreakerSettings;
@@ -49,7 +50,7 @@ impl service_runtime::config::Validate for Settings {
     }
 }
 
-impl service_runtime::config::Settings for Settings {
+impl service_runtime::service::Settings for Settings {
     fn server(&self) -> &ServerSettings {
         &self.server
     }

@@ -20,7 +20,7 @@
 //!    it (A restarted, or its idle timeout passed) or it holds bytes no request
 //!    asked for, it is closed and the next one (or a fresh one) is used. A
 //!    connection idle for `upstream.idle_timeout_ms` is discarded too, before
-//!    A's own idle timeout (`server.header_timeout_ms`) can close it under a
+//!    A's own idle timeout (`server.client_timeout_ms`) can close it under a
 //!    request.
 //! 3. After an answer on a *reused* connection that came out of step with its
 //!    recent ones ([`OUT_OF_STEP`]), the connection rests before it is handed

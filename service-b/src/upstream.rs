@@ -33,7 +33,7 @@ use prometheus_client::registry::Registry;
 use service_runtime::answer::ExactStatus;
 use service_runtime::http::ApiError;
 use service_runtime::log::Line;
-use service_runtime::{trace, wire};
+use service_runtime::{otlp, trace, wire};
 use smol::future::FutureExt as _;
 use smol::Timer;
 use url::Url;
@@ -233,7 +233,7 @@ impl Upstream {
         // future is dropped): retries show as siblings under B's request span.
         let span = forward.parent.map(|parent| {
             Span::root(format!("GET {}", url.path()), parent)
-                .with_property(|| (trace::SPAN_KIND, "client"))
+                .with_property(|| (otlp::SPAN_KIND, "client"))
         });
         let traceparent = forward
             .parent

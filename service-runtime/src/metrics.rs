@@ -9,7 +9,15 @@
 //! service registers its own metrics (B's upstream KINDs and breaker, A's faults)
 //! in the same [`Registry`] before serving. Recording is a hash lookup and an
 //! atomic add: cheap enough for the hot path.
+//!
+//! The runtime's process-wide counters are defined here too, and counted by
+//! their owners (the span exporter, the log writer, the accept loop): they
+//! exist before any registry does (one stdout, one span reporter, per
+//! process), and [`HttpMetrics::register`] shows them in every service's
+//! `/metrics`. So this module needs none of its owners, and none of them
+//! needs a registry.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use http_types::{Request, Response, StatusCode};
@@ -19,6 +27,46 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 pub use prometheus_client::registry::Registry;
+
+/// Spans the OTLP collector accepted (`otlp.rs`).
+pub static SPANS_EXPORTED: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// Spans not exported: the exporter's queue was full, or the collector
+/// failed (`otlp.rs`).
+pub static SPANS_DROPPED: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// Log lines lost to a full queue or a failed write to stdout (`log.rs`).
+pub static LOG_LINES_DROPPED: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// Accepts that failed for want of a resource (`server.rs`).
+pub static ACCEPT_FAILURES: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// Shows the process-wide counters above in `registry`.
+fn register_process_counters(registry: &mut Registry) {
+    registry.register(
+        "trace_spans_exported",
+        "Spans the OTLP collector accepted ([trace] report = \"otlp\")",
+        SPANS_EXPORTED.clone(),
+    );
+    registry.register(
+        "trace_spans_dropped",
+        "Spans not exported: the queue to the collector was full, or the collector \
+         was down, slow past trace.timeout_ms, or refused them",
+        SPANS_DROPPED.clone(),
+    );
+    registry.register(
+        "log_lines_dropped",
+        "Log lines lost: the queue to stdout was full (a slow or stuck reader), \
+         or writing to stdout failed (closed)",
+        LOG_LINES_DROPPED.clone(),
+    );
+    registry.register(
+        "accept_failures",
+        "Connections not accepted at the first try: out of file descriptors (ulimit -n) \
+         or kernel memory; each was retried (event=accept_failed, once per episode)",
+        ACCEPT_FAILURES.clone(),
+    );
+}
 
 /// Latency buckets in seconds: 0.5 ms to ~16 s, doubling, so both a 1 ms echo
 /// and a 1 s timeout land in a bucket that tells them apart.
@@ -66,11 +114,9 @@ impl HttpMetrics {
             "Time from request head to answer, by endpoint",
             me.latency.clone(),
         );
-        // Here so that every service that counts requests also shows its
-        // span exporter's counters (process-wide; see `otlp.rs`).
-        crate::otlp::register_metrics(registry);
-        crate::log::register_metrics(registry);
-        crate::server::register_metrics(registry);
+        // Here so that every service that counts requests also shows the
+        // counters of its exporter, its log and its accept loop.
+        register_process_counters(registry);
         me
     }
 
@@ -192,6 +238,26 @@ mod tests {
             text.contains("http_request_duration_seconds_count{endpoint=\"/echo\"} 2"),
             "{text}"
         );
+    }
+
+    /// Every registry a service counts requests in also shows the runtime's
+    /// process-wide counters, though their owners never see a registry.
+    #[test]
+    fn shows_the_process_wide_counters() {
+        let mut registry = Registry::default();
+        HttpMetrics::register(&mut registry);
+        let (_, text) = scrape(&registry, None);
+        for name in [
+            "trace_spans_exported_total",
+            "trace_spans_dropped_total",
+            "log_lines_dropped_total",
+            "accept_failures_total",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} counter\n")),
+                "{name}: {text}"
+            );
+        }
     }
 
     /// Without an Accept asking for OpenMetrics the answer is 0.0.4 text whose

@@ -20,23 +20,25 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use http_types::Request;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::registry::Registry;
 use smol::future::FutureExt as _;
 use smol::lock::Semaphore;
 use smol::net::TcpListener;
 use smol::{Async, Executor, LocalExecutor, Timer};
 
-use crate::config::ServerSettings;
 use crate::connection::{self, Context};
 use crate::http::Reply;
 use crate::log::Line;
+use crate::metrics::ACCEPT_FAILURES;
+use crate::telemetry;
+
+mod settings;
+
+pub use settings::{Limits, ServerSettings};
 
 /// The executor every task of a service runs on; [`block_on`] gives it threads.
 ///
@@ -134,29 +136,6 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     listen().with_context(|| format!("cannot listen on {addr}"))
 }
 
-/// The limits the loop enforces, from `[server]`.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// The longest wait on a client: for a whole request head (and so an idle
-    /// keep-alive connection), and for each step of progress of a body or of
-    /// the client reading an answer.
-    pub client_timeout: Duration,
-    /// Connections served at once; others wait in the listen backlog.
-    pub max_connections: usize,
-    /// On shutdown, how long requests in flight may take to finish.
-    pub shutdown_grace: Duration,
-}
-
-impl From<&ServerSettings> for Limits {
-    fn from(s: &ServerSettings) -> Self {
-        Self {
-            client_timeout: s.header_timeout(),
-            max_connections: s.max_connections as usize,
-            shutdown_grace: s.shutdown_grace(),
-        }
-    }
-}
-
 /// How the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -165,15 +144,6 @@ pub enum Stopped {
     /// The grace ran out with requests still in flight; each was logged
     /// `status=aborted`.
     GraceExpired,
-}
-
-/// Set once the grace has run out and requests in flight are being cut:
-/// their exchanges then log `status=aborted` rather than `client_closed`.
-static ABORTING: AtomicBool = AtomicBool::new(false);
-
-/// Whether requests in flight are being cut at the end of the grace.
-pub fn aborting() -> bool {
-    ABORTING.load(Ordering::Relaxed)
 }
 
 /// How long, after the grace, the cut connections get to write their lines.
@@ -314,8 +284,8 @@ where
     };
     let stopped = drained.or(expired).await;
     if stopped == Stopped::GraceExpired {
-        // Cut what is left; each exchange cut logs its own `status=aborted`.
-        ABORTING.store(true, Ordering::Relaxed);
+        // Cut what is left; each request cut logs its own `status=aborted`.
+        telemetry::grace_expired();
         drop(abort_tx);
         let _ = alive_rx
             .recv()
@@ -362,20 +332,6 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 /// The longest wait between two tries while accepts fail: once descriptors
 /// free up, a waiting client is accepted within this.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(250);
-
-/// Accepts that failed for want of a resource, since start.
-static ACCEPT_FAILURES: LazyLock<Counter> = LazyLock::new(Counter::default);
-
-/// Shows `accept_failures_total` in a service's `/metrics` (the runtime's
-/// `HttpMetrics::register` calls it).
-pub fn register_metrics(registry: &mut Registry) {
-    registry.register(
-        "accept_failures",
-        "Connections not accepted at the first try: out of file descriptors (ulimit -n) \
-         or kernel memory; each was retried (event=accept_failed, once per episode)",
-        ACCEPT_FAILURES.clone(),
-    );
-}
 
 /// Descriptors a service needs beside those of its connections: stdin,
 /// stdout and stderr, the listener, the reactors' polling handles and

@@ -9,16 +9,31 @@ use std::time::{Duration, Instant};
 use http_types::Request;
 
 use crate::cli::{exit_with, Args, Help};
-use crate::config::{ConfigSource, Loaded, Settings, EXIT_BAD_CONFIG};
+use crate::config::{ConfigSource, Loaded, Validate, EXIT_BAD_CONFIG};
 use crate::connection::Context;
 use crate::http::Reply;
-use crate::log::Line;
+use crate::log::{Line, LogSettings};
 use crate::metrics::HttpMetrics;
-use crate::server::{self, Limits, Stopped, EXIT_START_FAILED};
+use crate::server::{self, Limits, ServerSettings, Stopped, EXIT_START_FAILED};
 use crate::signals;
+use crate::trace::TraceSettings;
 
 /// The least time the last lines get at exit, even when the grace is spent.
 const FINAL_FLUSH_FLOOR: Duration = Duration::from_millis(200);
+
+/// What a service's whole settings give the runtime: the sections it reads
+/// to run any service (`[server]`, `[log]`, `[trace]`), beside what the
+/// loader needs of every settings type ([`Validate`]).
+pub trait Settings: Validate {
+    /// The `[server]` section.
+    fn server(&self) -> &ServerSettings;
+
+    /// The `[log]` section.
+    fn log(&self) -> &LogSettings;
+
+    /// The `[trace]` section.
+    fn trace(&self) -> &TraceSettings;
+}
 
 /// Who a service is: its name in logs, its binary, its default config and env prefix.
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +135,7 @@ impl Service {
                 handler,
                 metrics,
                 service: name,
-                timeout: settings.header_timeout(),
+                timeout: settings.client_timeout(),
                 keep_bodies: self.keep_bodies,
             };
             let stopped = server::serve(listener, ctx, Limits::from(settings), stop).await;

@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::config::Invalid;
 use crate::log::Line;
+use crate::wire::TRACEPARENT;
 
 /// Where finished spans go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,10 +54,6 @@ impl Default for TraceSettings {
         }
     }
 }
-
-/// Names the one place a span kind is carried: a property the OTLP exporter
-/// turns into the span's kind (and the log reporter shows like any other).
-pub const SPAN_KIND: &str = "span.kind";
 
 impl TraceSettings {
     /// Checks every `[trace]` key, even when `report` does not use them, so a
@@ -156,9 +153,6 @@ impl Reporter for LogReporter {
         }
     }
 }
-
-/// The header that carries trace context between services.
-pub use crate::wire::TRACEPARENT;
 
 /// The caller's trace context, or a fresh one when it sent none, several,
 /// or one that is not valid per the W3C spec ([`parse_traceparent`]).

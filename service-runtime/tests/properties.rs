@@ -2,9 +2,10 @@
 //! no input may panic, and what is encoded comes back unchanged.
 
 use proptest::prelude::*;
-use service_runtime::config::{ConfigSource, Invalid, ServerSettings, Validate};
+use service_runtime::config::{ConfigSource, Invalid, Validate};
 use service_runtime::http::query_param;
 use service_runtime::log::{escape, LogSettings};
+use service_runtime::server::ServerSettings;
 use service_runtime::trace::TraceSettings;
 use testkit::http::encode;
 

@@ -89,7 +89,6 @@ pub fn spawn(listener: std::net::TcpListener, shared: Arc<Shared>) -> anyhow::Re
                     keep_bodies: false,
                 };
                 let limits = Limits {
-                    client_timeout: CLIENT_TIMEOUT,
                     max_connections: MAX_CONNECTIONS,
                     shutdown_grace: Duration::ZERO,
                 };

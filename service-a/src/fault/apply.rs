@@ -24,9 +24,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde::Serialize;
-use service_runtime::exchange::Exchange;
 use service_runtime::http::{self, json, ApiError};
 use service_runtime::metrics::Registry;
+use service_runtime::telemetry::RequestTelemetry;
 use service_runtime::wire::{FAULT_INJECTED, REQUEST_TIMEOUT_MS};
 use smol::Timer;
 
@@ -131,7 +131,7 @@ pub struct Base {
 pub async fn run<F, Fut>(
     injected: &Injected,
     req: &Request,
-    exchange: &mut Exchange,
+    telemetry: &mut RequestTelemetry,
     plan: Plan,
     base: F,
 ) -> Outcome
@@ -144,14 +144,14 @@ where
         false => None,
         true => match injected.slowed.take() {
             Some(slot) => Some(slot),
-            None => return over_budget(&injected.slowed, exchange),
+            None => return over_budget(&injected.slowed, telemetry),
         },
     };
     for fault in plan.names() {
         injected.count(fault);
     }
     if let Some(label) = plan.label() {
-        exchange.keep("fault", label);
+        telemetry.keep("fault", label);
     }
 
     if !plan.delay.is_zero() {
@@ -189,13 +189,13 @@ where
 /// The answer to a request whose headers ask to be slow while the budget
 /// of such requests is spent: 429 at once, the connection closed (its slot
 /// freed for others), and the request's line saying why.
-fn over_budget(budget: &SlowBudget, exchange: &mut Exchange) -> Outcome {
+fn over_budget(budget: &SlowBudget, telemetry: &mut RequestTelemetry) -> Outcome {
     let why = format!(
         "{} requests slowed by x-fault-* headers are in flight, the most A allows \
          ({HEADER_SLOW_SHARE_PERCENT}% of server.max_connections); try again later",
         budget.limit
     );
-    exchange.keep("refused", "header_fault_budget".to_owned());
+    telemetry.keep("refused", "header_fault_budget".to_owned());
     let refusal = ApiError {
         status: StatusCode::TooManyRequests,
         message: why.into(),

@@ -26,7 +26,7 @@ pub struct UpstreamSettings {
     /// Idle keep-alive connections to A kept for reuse.
     pub max_idle_connections: u32,
     /// How long a kept connection may sit idle and still be reused: keep it
-    /// under A's `server.header_timeout_ms`, after which A closes it.
+    /// under A's `server.client_timeout_ms`, after which A closes it.
     pub idle_timeout_ms: u64,
 }
 

@@ -1,13 +1,15 @@
-//! The bookkeeping of one request, the same in both services: its trace and
-//! span, its clock, and at the end its log line and its metrics.
+//! One request's telemetry, the same in both services: its trace and span,
+//! its clock, and at the end its log line and its metrics.
 //!
 //! Every request that reached a handler gets exactly one line. A handler
-//! ends its exchange with [`Exchange::finish`]; an exchange dropped before
-//! that (the handler's future dropped because the client closed, or because
-//! the shutdown grace ran out) writes its own line as it goes:
-//! `status=client_closed http_status=499` (nginx's code for it) or
-//! `status=aborted http_status=0`.
+//! ends its request's telemetry with [`RequestTelemetry::finish`]; one
+//! dropped before that (the handler's future dropped because the client
+//! closed, or because the shutdown grace ran out) writes its own line as it
+//! goes: `status=client_closed http_status=499` (nginx's code for it) or
+//! `status=aborted http_status=0`. Which of the two is told by the server
+//! through [`grace_expired`]: this module reads no other module's state.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use fastrace::collector::SpanContext;
@@ -16,12 +18,23 @@ use http_types::Request;
 
 use crate::log::Line;
 use crate::metrics::HttpMetrics;
+use crate::otlp::SPAN_KIND;
 use crate::trace;
 use crate::wire::CLIENT_CLOSED;
 
-/// One request being served.
+/// Set once the shutdown grace has run out and the server is cutting the
+/// requests still in flight. Process-wide, as a shutdown is.
+static GRACE_EXPIRED: AtomicBool = AtomicBool::new(false);
+
+/// Says that the shutdown grace has run out (the server calls it): every
+/// request cut from now on is logged `status=aborted`, not `client_closed`.
+pub fn grace_expired() {
+    GRACE_EXPIRED.store(true, Ordering::Relaxed);
+}
+
+/// The telemetry of one request being served.
 #[derive(Debug)]
-pub struct Exchange {
+pub struct RequestTelemetry {
     service: &'static str,
     /// The trace this request belongs to (the caller's, or fresh).
     pub trace: SpanContext,
@@ -41,14 +54,14 @@ pub struct Exchange {
     finished: bool,
 }
 
-impl Exchange {
+impl RequestTelemetry {
     /// Starts the clock and the span for `req`, to be counted in `metrics`.
     pub fn begin(service: &'static str, req: &Request, metrics: &HttpMetrics) -> Self {
         let trace = trace::incoming(req);
         Self {
             service,
             trace,
-            span: Span::root(service, trace).with_property(|| (trace::SPAN_KIND, "server")),
+            span: Span::root(service, trace).with_property(|| (SPAN_KIND, "server")),
             trace_id: trace::trace_id(&trace),
             endpoint: "other",
             path: req.url().path().to_owned(),
@@ -121,7 +134,7 @@ impl Exchange {
     }
 }
 
-impl Drop for Exchange {
+impl Drop for RequestTelemetry {
     /// The line of a request whose handler never finished it.
     fn drop(&mut self) {
         if self.finished {
@@ -129,7 +142,7 @@ impl Drop for Exchange {
         }
         let (status, http_status, error) = if std::thread::panicking() {
             ("error", 500, "the handler panicked; answered 500")
-        } else if crate::server::aborting() {
+        } else if GRACE_EXPIRED.load(Ordering::Relaxed) {
             ("aborted", 0, "the shutdown grace ran out before the answer")
         } else {
             (

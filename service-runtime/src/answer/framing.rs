@@ -32,18 +32,12 @@ impl FramingFields {
         if name.eq_ignore_ascii_case("content-length") {
             // `Content-Length: 5, 5` is one length; `5, 6`, `+5` or `abc` is none.
             for item in value.split(|&b| b == b',') {
-                let item = item.trim_ascii();
-                let n = std::str::from_utf8(item)
-                    .ok()
-                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or_else(|| {
-                        malformed(format!("Content-Length {:?} is not a number", quoted()))
-                    })?;
-                if self.length.is_some_and(|l| l != n) {
+                let n = decimal(item.trim_ascii()).ok_or_else(|| {
+                    malformed(format!("Content-Length {:?} is not a number", quoted()))
+                })?;
+                if self.length.replace(n).is_some_and(|l| l != n) {
                     return Err(malformed("the answer has differing Content-Lengths"));
                 }
-                self.length = Some(n);
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             self.encoding = true;
@@ -106,4 +100,16 @@ impl FramingFields {
             };
         Ok((framing, keep_alive))
     }
+}
+
+/// A `Content-Length` item: one or more ASCII digits, no sign, no space,
+/// and no more than a `u64` holds.
+fn decimal(item: &[u8]) -> Option<u64> {
+    if item.is_empty() {
+        return None;
+    }
+    item.iter().try_fold(0u64, |n, &b| {
+        let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
+        n.checked_mul(10)?.checked_add(digit)
+    })
 }

@@ -141,6 +141,11 @@ fn conflicting_framing_is_refused() {
             .contains("only chunked")
     );
     assert!(refused(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").contains("HTTP/1.0"));
+    assert!(
+        refused(b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n")
+            .contains("not a number")
+    );
+    assert!(refused(b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n").contains("not a number"));
     let a = ok(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok");
     assert_eq!(&a.body[..], b"ok");
 }
@@ -189,40 +194,18 @@ fn limits_at_their_edges() {
     };
     assert!(read(fields(MAX_HEADERS).as_bytes(), 4096).is_ok());
     assert!(refused(fields(MAX_HEADERS + 1).as_bytes()).contains("header fields"));
-    // Body by length: the cap is read, one byte more refused before reading.
-    let body = |n: usize| {
-        let mut v = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").into_bytes();
-        v.resize(v.len() + n, b'x');
-        v
-    };
-    assert_eq!(
-        read(&body(MAX_BODY_BYTES), 65536).unwrap().body.len(),
-        MAX_BODY_BYTES
-    );
-    assert!(refused(&body(MAX_BODY_BYTES + 1)).contains("1048577-byte body"));
-    // Body to the close, and chunked: the cap is read, one more byte refused.
-    let close = |n: usize| {
-        let mut v = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
-        v.resize(v.len() + n, b'x');
-        v
-    };
-    assert_eq!(
-        read(&close(MAX_BODY_BYTES), 65536).unwrap().body.len(),
-        MAX_BODY_BYTES
-    );
-    assert!(refused(&close(MAX_BODY_BYTES + 1)).contains("over the limit"));
-    let chunked = |n: usize| {
-        let mut v =
-            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{n:x}\r\n").into_bytes();
-        v.resize(v.len() + n, b'x');
-        v.extend_from_slice(b"\r\n0\r\n\r\n");
-        v
-    };
-    assert_eq!(
-        read(&chunked(MAX_BODY_BYTES), 65536).unwrap().body.len(),
-        MAX_BODY_BYTES
-    );
-    assert!(refused(&chunked(MAX_BODY_BYTES + 1)).contains("over the limit"));
+    // Bodies, each framing: the cap is read, one byte more refused (before
+    // reading, for a length).
+    for (framing, refusal) in [
+        (Framing::Length(0), "1048577-byte body"),
+        (Framing::UntilClose, "over the limit"),
+        (Framing::Chunked, "over the limit"),
+    ] {
+        let at_cap = read(&with_body(framing, MAX_BODY_BYTES), 65536).unwrap();
+        assert_eq!(at_cap.body.len(), MAX_BODY_BYTES, "{framing:?}");
+        let why = refused(&with_body(framing, MAX_BODY_BYTES + 1));
+        assert!(why.contains(refusal), "{framing:?}: {why}");
+    }
     // Interim answers: MAX_INTERIM are skipped, one more refused.
     let interim = |n: usize| {
         let mut s = "HTTP/1.1 100 Continue\r\n\r\n".repeat(n);
@@ -238,6 +221,26 @@ fn limits_at_their_edges() {
     }
     ext.extend_from_slice(b"0\r\n\r\n");
     assert!(refused(&ext).contains("framing"));
+}
+
+/// An answer with a body of `n` bytes, framed as `framing` says (any length
+/// given is replaced by `n`).
+fn with_body(framing: Framing, n: usize) -> Vec<u8> {
+    let (head, tail) = match framing {
+        Framing::UntilClose => ("HTTP/1.0 200 OK\r\n\r\n".to_owned(), ""),
+        Framing::Chunked => (
+            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{n:x}\r\n"),
+            "\r\n0\r\n\r\n",
+        ),
+        _ => (
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n"),
+            "",
+        ),
+    };
+    let mut bytes = head.into_bytes();
+    bytes.resize(bytes.len() + n, b'x');
+    bytes.extend_from_slice(tail.as_bytes());
+    bytes
 }
 
 /// A close inside an answer is the upstream closing early, with how short it was.

@@ -62,14 +62,16 @@ fn refused(bytes: &[u8]) -> String {
     }
 }
 
+/// An answer's status, body and reuse, to compare at once.
+fn seen(a: &Answer) -> (u16, &[u8], bool) {
+    (a.head.status.code, &a.body, a.reusable)
+}
+
 /// Each framing reads exactly its body, in pieces of any size.
 #[test]
 fn framings_read_their_bodies() {
     let a = ok(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
-    assert_eq!(
-        (a.head.status.code, &a.body[..], a.reusable),
-        (200, &b"hello"[..], true)
-    );
+    assert_eq!(seen(&a), (200, &b"hello"[..], true));
     let a = ok(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nhel\r\n2\r\nlo\r\n0\r\nX-T: 1\r\n\r\n");
     assert_eq!((&a.body[..], a.reusable), (&b"hello"[..], true));
     let a = ok(b"HTTP/1.0 404 File not found\r\nContent-Type: text/html\r\n\r\n<html>gone</html>");
@@ -109,10 +111,7 @@ fn any_status_is_read_exactly() {
 #[test]
 fn interim_answers_are_skipped() {
     let a = ok(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none");
-    assert_eq!(
-        (a.head.status.code, &a.body[..], a.reusable),
-        (200, &b"one"[..], true)
-    );
+    assert_eq!(seen(&a), (200, &b"one"[..], true));
     let a = ok(b"HTTP/1.1 103 Early Hints\r\nConnection: close\r\n\r\n");
     assert_eq!((a.head.status.code, a.reusable), (103, false));
     let many = "HTTP/1.1 100 Continue\r\n\r\n".repeat(MAX_INTERIM + 1);
@@ -297,6 +296,24 @@ fn quotes_are_cut_and_marked() {
     assert!(why.ends_with(r#"line "zz""#), "{why}");
 }
 
+/// Reads `bytes` in pieces of `piece`: whatever the outcome, the buffer kept
+/// its size, and an answer has a status in range and a body within its cap.
+fn stays_bounded(bytes: Vec<u8>, piece: usize) -> Result<(), proptest::test_runner::TestCaseError> {
+    let mut io = Pieces {
+        bytes,
+        at: 0,
+        piece,
+    };
+    let mut buf = ReadBuf::default();
+    let result = smol::block_on(read_answer(&mut io, &mut buf));
+    proptest::prop_assert_eq!(buf.capacity(), MAX_HEAD_BYTES);
+    if let Ok(a) = result {
+        proptest::prop_assert!(a.body.capacity() <= MAX_BODY_BYTES);
+        proptest::prop_assert!((100..=599).contains(&a.head.status.code));
+    }
+    Ok(())
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
 
@@ -307,14 +324,7 @@ proptest::proptest! {
         bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
         piece in 1usize..64,
     ) {
-        let mut io = Pieces { bytes, at: 0, piece };
-        let mut buf = ReadBuf::default();
-        let result = smol::block_on(read_answer(&mut io, &mut buf));
-        proptest::prop_assert_eq!(buf.capacity(), MAX_HEAD_BYTES);
-        if let Ok(a) = result {
-            proptest::prop_assert!(a.body.capacity() <= MAX_BODY_BYTES);
-            proptest::prop_assert!((100..=599).contains(&a.head.status.code));
-        }
+        stays_bounded(bytes, piece)?;
     }
 
     /// Bytes that start as an HTTP answer then go anywhere: the same.
@@ -326,12 +336,6 @@ proptest::proptest! {
     ) {
         let mut bytes = head.into_bytes();
         bytes.extend(tail);
-        let mut io = Pieces { bytes, at: 0, piece };
-        let mut buf = ReadBuf::default();
-        let result = smol::block_on(read_answer(&mut io, &mut buf));
-        proptest::prop_assert_eq!(buf.capacity(), MAX_HEAD_BYTES);
-        if let Ok(a) = result {
-            proptest::prop_assert!(a.body.len() <= MAX_BODY_BYTES);
-        }
+        stays_bounded(bytes, piece)?;
     }
 }

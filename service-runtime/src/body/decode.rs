@@ -15,7 +15,8 @@
 //!   [`Sender`] says, so a body of empty chunk extensions cannot run forever.
 //! - **Split-proof.** Fed in any pieces, the decoder ends at the same byte
 //!   with the same data, or refuses with the same [`Refusal`], as when fed
-//!   whole (`tests/reading.rs` checks it over arbitrary bytes).
+//!   whole from a buffer no larger than a line may be, as a connection's is
+//!   (`tests/reading.rs` checks it over arbitrary bytes).
 //!
 //! Where the two senders differ, [`Sender`] names it: a server is strict with
 //! a client's framing (a proxy in front must read it the same way), a client
@@ -68,10 +69,10 @@ pub enum Sender {
     /// data and framing, at most [`MAX_BODY_BYTES`] + [`MAX_CHUNK_FRAMING_BYTES`],
     /// as a `Content-Length` would be.
     Client,
-    /// An upstream's answer, read by a service as its client: lines as
-    /// `httparse` reads them (a bare LF ends a line; a trailer needs only a
-    /// colon), and the framing, trailers included, at most
-    /// [`MAX_CHUNK_FRAMING_BYTES`].
+    /// An upstream's answer, read by a service as its client: a size line as
+    /// `httparse::parse_chunk_size` takes it (extensions unchecked), a bare
+    /// LF after a chunk's data or a trailer, a trailer with only a colon; and
+    /// the framing, trailers included, at most [`MAX_CHUNK_FRAMING_BYTES`].
     Upstream,
 }
 

@@ -15,7 +15,12 @@ use crate::answer::failure::{malformed, Closed, Failure};
 use crate::answer::head::{parse_head, Head};
 use crate::answer::limits::{MAX_BODY_BYTES, MAX_CHUNK_FRAMING_BYTES, MAX_HEAD_BYTES, MAX_INTERIM};
 use crate::answer::quote::first_bytes;
-use crate::body::{Decoder, Framing, Refusal, Sender};
+use crate::body::{Decoder, Framing, Refusal, Sender, MAX_LINE_BYTES};
+
+// A full buffer reads nothing more (`ReadBuf::fill` gives 0, as at the end of
+// the stream), so the decoder must refuse an unended line before the buffer is
+// full of it: its line limit is at most the buffer's size.
+const _: () = assert!(MAX_LINE_BYTES <= MAX_HEAD_BYTES);
 
 /// A whole answer: its head and its body.
 #[derive(Debug)]
@@ -137,9 +142,10 @@ fn to_failure(refusal: Refusal) -> Failure {
             "the chunked body's framing (sizes, extensions, trailers) is over \
              {MAX_CHUNK_FRAMING_BYTES} bytes"
         )),
-        // The buffer is exactly one line's limit: only a line can fill it unread.
+        // The buffer holds exactly one line's limit, so a line that has not
+        // ended when it is full is refused here rather than waited on.
         Refusal::LineTooLong => malformed(format!(
-            "a line of the chunked body is over {MAX_HEAD_BYTES} bytes"
+            "a line of the chunked body is over {MAX_LINE_BYTES} bytes"
         )),
         Refusal::Malformed { why, line: None } => malformed(why),
         Refusal::Malformed {

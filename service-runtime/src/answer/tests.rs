@@ -220,6 +220,33 @@ fn limits_at_their_edges() {
     }
     ext.extend_from_slice(b"0\r\n\r\n");
     assert!(refused(&ext).contains("framing"));
+    // A line of the chunked framing: a whole buffer is read, one byte more
+    // refused (a size line, and a trailer).
+    let lines = |n: usize| {
+        let size = format!("1;{}\r\n", "e".repeat(n - 4));
+        let trailer = format!("X: {}\r\n", "t".repeat(n - 5));
+        [(size, "x\r\n0\r\n\r\n"), (trailer, "\r\n")].map(|(line, tail)| {
+            assert_eq!(line.len(), n);
+            let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let mut bytes = head.to_vec();
+            if line.starts_with('X') {
+                bytes.extend_from_slice(b"0\r\n");
+            }
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.extend_from_slice(tail.as_bytes());
+            bytes
+        })
+    };
+    for bytes in lines(MAX_HEAD_BYTES) {
+        ok(&bytes);
+    }
+    for bytes in lines(MAX_HEAD_BYTES + 1) {
+        let why = refused(&bytes);
+        assert!(
+            why.contains("a line of the chunked body is over 8192 bytes"),
+            "{why}"
+        );
+    }
 }
 
 /// An answer with a body of `n` bytes, framed as `framing` says (any length

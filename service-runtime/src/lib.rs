@@ -13,7 +13,7 @@
 //! - [`connection`]: one connection's requests in turn; every wait on the client bounded.
 //! - [`head`]: a request head parsed from bounded bytes, framing checked (RFC 9112).
 //! - [`answer`]: an upstream's answer read from bounded bytes, framing checked (B's calls, A's proxy).
-//! - [`body`]: a request body skipped byte-exact, so pipelined requests stay whole.
+//! - [`body`]: one body decoder for requests and answers, byte-exact, so pipelined requests stay whole.
 //! - [`telemetry`]: one request's trace, clock, log line and metrics, however it ends.
 //! - [`wire`]: every header and status that crosses the wire between caller, B and A.
 //! - [`http`]: what a handler replies, JSON answers, the one error type, query decoding.

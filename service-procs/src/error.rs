@@ -50,6 +50,13 @@ pub enum Error {
         /// Its last lines of output.
         last_output: String,
     },
+    /// It was still running `patience` after it was asked to stop.
+    StillRunning {
+        /// The binary's name.
+        service: String,
+        /// How long it was given.
+        patience: Duration,
+    },
     /// A system call failed: `doing` says which step, in words.
     Io {
         /// The step, e.g. `writing /tmp/x/service.toml`.
@@ -112,6 +119,11 @@ impl fmt::Display for Error {
                 "{service} closed its output (it exited) before printing {waited_for}; \
                  its last output: {}",
                 or_nothing(last_output)
+            ),
+            Self::StillRunning { service, patience } => write!(
+                f,
+                "{service} was still running {} s after it was asked to stop",
+                patience.as_secs_f64()
             ),
             Self::Io { doing, source } => write!(f, "{doing}: {source}"),
         }

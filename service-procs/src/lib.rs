@@ -47,7 +47,7 @@ pub use launch::Launch;
 pub use logfmt::field;
 pub use measure::{open_fds, rss_kib};
 pub use service::Service;
-pub use stop::{command, terminate, terminate_pid, Stop};
+pub use stop::{command, terminate, Stop};
 
 /// How long any one wait on a service lasts (its ready line, a log line, its
 /// exit) before it is an error: a service on a busy 2-core machine starts in

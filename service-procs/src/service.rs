@@ -149,11 +149,9 @@ impl Service {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Ok(None) => {
-                    return Err(Error::Silent {
+                    return Err(Error::StillRunning {
                         service: self.name.clone(),
-                        waited_for: "its exit (it is still running)".into(),
                         patience,
-                        last_output: self.last_output(),
                     })
                 }
                 Err(e) => {
@@ -165,6 +163,12 @@ impl Service {
         let left = deadline.saturating_duration_since(Instant::now());
         self.stdout.wait_end(left.max(Duration::from_secs(1)));
         Ok(status)
+    }
+
+    /// Whether the process has exited (it is then reaped: it will not be
+    /// signalled again).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// Kills the process at once (SIGKILL) and reaps it.

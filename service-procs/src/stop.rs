@@ -103,36 +103,6 @@ pub fn terminate(child: &mut Child) -> Result<Stop, Error> {
     }
 }
 
-/// Asks the process `pid` to stop, for processes not started as a
-/// [`Child`] (nginx's worker in the lab's benchmark). Unix: SIGTERM.
-/// Windows: Ctrl+Break, which reaches only a process that leads its own
-/// group.
-pub fn terminate_pid(pid: u32) -> Result<(), Error> {
-    #[cfg(unix)]
-    {
-        use rustix::process::{kill_process, Pid, Signal};
-        let Some(id) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
-            return Err(Error::io(
-                format!("{pid} is not a process id"),
-                std::io::ErrorKind::InvalidInput.into(),
-            ));
-        };
-        kill_process(id, Signal::TERM)
-            .map_err(|e| Error::io(format!("sending SIGTERM to process {pid}"), e.into()))
-    }
-    #[cfg(windows)]
-    {
-        ctrl_break(pid)
-    }
-    #[cfg(not(any(unix, windows)))]
-    {
-        Err(Error::io(
-            format!("asking process {pid} to stop"),
-            std::io::ErrorKind::Unsupported.into(),
-        ))
-    }
-}
-
 /// Sends SIGHUP to `child` (unix only: Windows has no such signal).
 #[cfg(unix)]
 pub fn hangup(child: &Child) -> Result<(), Error> {
@@ -293,15 +263,5 @@ mod tests {
             killed.contains("killed") && killed.contains("did not drain"),
             "{killed}"
         );
-    }
-
-    /// A number that cannot be a process id is refused, not sent a signal.
-    #[cfg(unix)]
-    #[test]
-    fn terminate_pid_refuses_what_is_not_a_pid() {
-        for pid in [0, u32::MAX] {
-            let e = terminate_pid(pid).unwrap_err().to_string();
-            assert!(e.contains("is not a process id"), "{e}");
-        }
     }
 }

@@ -168,12 +168,22 @@ mod tests {
         assert_eq!(answer.body, "{}");
     }
 
-    /// Bytes that are not HTTP are an error that shows them, not a status of 0.
+    /// Bytes that are not HTTP are an error that shows them, even where
+    /// the second word looks like a status.
     #[test]
     fn refuses_what_is_not_http() {
-        let port = serve_once(b"HTTP/1.1 2xx Maybe\r\n\r\n");
-        let head = request_head(port, "/x", &[]);
-        let e = send_and_read(port, &head, Duration::from_secs(10)).unwrap_err();
-        assert!(e.to_string().contains("answered something that is not HTTP"), "{e}");
+        for answer in [
+            &b"HTTP/1.1 2xx Maybe\r\n\r\n"[..],
+            &b"XTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..],
+            &b"HTTP/1.1 200 OK\r\nbad field\r\n\r\n"[..],
+        ] {
+            let port = serve_once(answer);
+            let head = request_head(port, "/x", &[]);
+            let e = send_and_read(port, &head, Duration::from_secs(10)).unwrap_err();
+            assert!(
+                e.to_string().contains("answered something that is not HTTP"),
+                "{e}"
+            );
+        }
     }
 }

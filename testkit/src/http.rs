@@ -309,3 +309,30 @@ pub fn parse_all(bytes: &[u8]) -> Vec<Reply> {
     }
     replies
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse;
+
+    /// Status and fields come from httparse: names lowercased, values trimmed.
+    #[test]
+    fn parses_status_fields_and_body() {
+        let reply = parse(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type:  application/json \r\n\r\n{}",
+            Duration::ZERO,
+        );
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(reply.body, "{}");
+    }
+
+    /// A status line that is not HTTP fails the test, even where its second
+    /// word is a number.
+    #[test]
+    #[should_panic(expected = "not an HTTP answer")]
+    fn refuses_a_status_line_that_is_not_http() {
+        parse(b"XTTP/1.1 200 OK\r\n\r\n", Duration::ZERO);
+    }
+}

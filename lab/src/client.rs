@@ -181,7 +181,8 @@ mod tests {
             let head = request_head(port, "/x", &[]);
             let e = send_and_read(port, &head, Duration::from_secs(10)).unwrap_err();
             assert!(
-                e.to_string().contains("answered something that is not HTTP"),
+                e.to_string()
+                    .contains("answered something that is not HTTP"),
                 "{e}"
             );
         }

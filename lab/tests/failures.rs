@@ -15,7 +15,10 @@ fn error_of(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let all = format!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(out.status.code(), Some(1), "{all}");
-    assert!(!all.contains("panicked at"), "a panic reached the user:\n{all}");
+    assert!(
+        !all.contains("panicked at"),
+        "a panic reached the user:\n{all}"
+    );
     assert!(!all.contains("RUST_BACKTRACE"), "{all}");
     stderr
         .lines()
@@ -102,7 +105,10 @@ fn a_config_a_refuses_is_its_reason() {
         "{error}"
     );
     assert!(error.contains("probability"), "{error}");
-    assert!(!dir.join("lab-report.md").exists(), "a report of a run that did not happen");
+    assert!(
+        !dir.join("lab-report.md").exists(),
+        "a report of a run that did not happen"
+    );
 }
 
 /// B's port taken by another program: the demo names B, its exit code and
@@ -128,7 +134,13 @@ fn an_experiment_whose_a_refuses_says_so() {
     let dir = scratch("experiment");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args(["experiment", "experiments/course.toml", "--seconds", "2", "--out"])
+        .args([
+            "experiment",
+            "experiments/course.toml",
+            "--seconds",
+            "2",
+            "--out",
+        ])
         .arg(dir.join("run"))
         .current_dir(root)
         .env("LAB_NO_BUILD", "1")

@@ -138,9 +138,10 @@ impl Launch {
         let name = self.name();
         let dir = match &self.dir {
             Some(dir) => dir.clone(),
-            None => Arc::new(tempfile::tempdir().map_err(|e| {
-                Error::io(format!("creating a temporary folder for {name}"), e)
-            })?),
+            None => Arc::new(
+                tempfile::tempdir()
+                    .map_err(|e| Error::io(format!("creating a temporary folder for {name}"), e))?,
+            ),
         };
         let config = match (&self.config_file, &self.no_file) {
             (_, Some(default)) => dir.path().join(default),
@@ -307,7 +308,8 @@ mod tests {
     /// Both ready-line formats give the URL and its port.
     #[test]
     fn ready_lines_give_url_and_port() {
-        let logfmt = "2026-01-01T00:00:00Z service=A event=start url=http://127.0.0.1:8080 config=x";
+        let logfmt =
+            "2026-01-01T00:00:00Z service=A event=start url=http://127.0.0.1:8080 config=x";
         assert_eq!(
             ready_url(logfmt),
             Some(("http://127.0.0.1:8080".to_owned(), 8080))

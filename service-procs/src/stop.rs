@@ -107,8 +107,12 @@ pub fn terminate(child: &mut Child) -> Result<Stop, Error> {
 #[cfg(unix)]
 pub fn hangup(child: &Child) -> Result<(), Error> {
     use rustix::process::{kill_process, Pid, Signal};
-    kill_process(Pid::from_child(child), Signal::HUP)
-        .map_err(|e| Error::io(format!("sending SIGHUP to process {}", child.id()), e.into()))
+    kill_process(Pid::from_child(child), Signal::HUP).map_err(|e| {
+        Error::io(
+            format!("sending SIGHUP to process {}", child.id()),
+            e.into(),
+        )
+    })
 }
 
 /// Sends Ctrl+Break to the process group `group` (a child started by
@@ -170,7 +174,12 @@ mod tests {
     fn start_sleeper() -> (Child, mpsc::Receiver<String>) {
         let exe = std::env::current_exe().unwrap();
         let mut child = command(exe)
-            .args(["--exact", "stop::tests::sleeper", "--ignored", "--nocapture"])
+            .args([
+                "--exact",
+                "stop::tests::sleeper",
+                "--ignored",
+                "--nocapture",
+            ])
             .env(CHILD, "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -22,7 +22,10 @@ fn main() {
         return;
     }
     let checks: [(&str, fn()); 4] = [
-        ("a_ready_service_gives_its_url", a_ready_service_gives_its_url),
+        (
+            "a_ready_service_gives_its_url",
+            a_ready_service_gives_its_url,
+        ),
         (
             "a_refused_config_is_its_exit_code_and_reason",
             a_refused_config_is_its_exit_code_and_reason,
@@ -94,7 +97,10 @@ fn a_refused_config_is_its_exit_code_and_reason() {
         text.starts_with(&format!("{name} exited with code 2 before its ready line")),
         "{text}"
     );
-    assert!(text.contains("server.port = 70000, expected 0..=65535"), "{text}");
+    assert!(
+        text.contains("server.port = 70000, expected 0..=65535"),
+        "{text}"
+    );
 }
 
 /// One that prints no ready line in time is an error naming it and its

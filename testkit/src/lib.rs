@@ -41,9 +41,8 @@ pub use service_procs::{field, open_fds, rss_kib, PATIENCE};
 /// from the test executable in `deps/`; panics, saying how to build it, if
 /// it is not built.
 pub fn binary(name: &str) -> PathBuf {
-    service_procs::binary(name).unwrap_or_else(|e| {
-        panic!("{e} (or run the whole suite with `cargo test --workspace`)")
-    })
+    service_procs::binary(name)
+        .unwrap_or_else(|e| panic!("{e} (or run the whole suite with `cargo test --workspace`)"))
 }
 
 /// Says on stderr that a test skipped a check this platform cannot make

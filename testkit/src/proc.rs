@@ -114,9 +114,7 @@ impl Proc {
 
     /// Waits for the process to exit, up to [`PATIENCE`].
     pub fn wait_exit(&mut self) -> ExitStatus {
-        self.0
-            .wait_exit(PATIENCE)
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.0.wait_exit(PATIENCE).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A launch in the same temporary folder, e.g. to restart on the same port.

@@ -52,8 +52,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use service_procs::{field, Launch, Service};
 
-use crate::procs::{binary, Stop, PATIENCE};
 use crate::client::{metrics, request_head, send_and_read};
+use crate::procs::{binary, Stop, PATIENCE};
 use replace::{check_replaceable, sealed};
 use seen::{shorten_reload, Call, Edit, Seen};
 
@@ -210,10 +210,10 @@ fn start_b(
         );
     }
     std::fs::write(&path, toml).with_context(|| format!("writing {}", path.display()))?;
-    Ok(Launch::new(binary("service-b")?, "")
+    Launch::new(binary("service-b")?, "")
         .config_file(&path)
         .start()
-        .context("starting B")?)
+        .context("starting B")
 }
 
 /// The run's two services and what it has seen so far.

@@ -147,8 +147,12 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
     }
     driven?;
     // A panicked thread is a bug in the lab: an error, never "0 calls".
-    let calls = calls.map_err(|_| anyhow::anyhow!("the load generator failed (a bug in the lab: see the panic above)"))?;
-    let probes = probes.map_err(|_| anyhow::anyhow!("the probe of B's /health failed (a bug in the lab: see the panic above)"))?;
+    let calls = calls.map_err(|_| {
+        anyhow::anyhow!("the load generator failed (a bug in the lab: see the panic above)")
+    })?;
+    let probes = probes.map_err(|_| {
+        anyhow::anyhow!("the probe of B's /health failed (a bug in the lab: see the panic above)")
+    })?;
 
     let a_lines: Vec<String> = a_procs.iter().flat_map(Service::lines).collect();
     let logs = join::parse_logs(&a_lines, &b.lines(), wall0);

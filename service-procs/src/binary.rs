@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::Error;
+use crate::error::Error;
 
 /// `target/<profile>/`: the folder of this workspace's built binaries, as
 /// seen from the running executable.

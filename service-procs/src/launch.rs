@@ -16,10 +16,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::output::{Keep, Output, Waited};
+use crate::error::Error;
+use crate::logfmt::field;
+use crate::output::{Keep, Output, Waited, PATIENCE};
 use crate::service::Service;
-use crate::stop::command;
-use crate::{field, Error, PATIENCE};
+use crate::stop::{command, reap};
 
 /// How long an exited child's stderr may take to reach its end, once the
 /// child is gone: its reader drains what the pipe still holds.
@@ -119,10 +120,12 @@ impl Launch {
         self
     }
 
-    /// In the folder `dir` (shared with an earlier launch: a restart).
-    pub(crate) fn in_dir(mut self, dir: Arc<tempfile::TempDir>) -> Self {
-        self.dir = Some(dir);
-        self
+    /// A launch in the folder of `earlier`, e.g. to start it again on the
+    /// same port with its config beside the old one.
+    pub fn beside(earlier: &Service, binary: impl Into<PathBuf>, config: &str) -> Self {
+        let mut launch = Self::new(binary, config);
+        launch.dir = Some(earlier.dir.clone());
+        launch
     }
 
     /// The service's name for messages: its binary's file name, e.g. `service-a`.
@@ -268,14 +271,6 @@ fn exit_code(child: &mut Child) -> Option<i32> {
     }
     reap(child);
     None
-}
-
-/// Kills and reaps a child that will not be used. Errors are ignored on
-/// purpose: both fail only when the child has already exited and been
-/// reaped, which is the state wanted.
-pub(crate) fn reap(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Sets `RLIMIT_NOFILE` in the child `cmd` starts, before it execs.

@@ -22,7 +22,8 @@
 //! - [`logfmt`]: reading one `key=value` field of a log line.
 //! - [`measure`]: resident memory and open descriptors where the platform
 //!   can tell (`None` elsewhere, never `0`).
-//! - `output` (private): a child's lines as they arrive, and waiting on them.
+//! - `output` (private): a child's lines as they arrive, and waiting on them
+//!   (for up to [`PATIENCE`]).
 
 // Two `unsafe` blocks: `launch`'s `pre_exec` for the descriptor limit (unix)
 // and `stop`'s Ctrl+Break (Windows); none elsewhere.
@@ -39,17 +40,11 @@ pub mod stop;
 
 mod output;
 
-use std::time::Duration;
-
 pub use binary::binary;
 pub use error::Error;
 pub use launch::Launch;
 pub use logfmt::field;
 pub use measure::{open_fds, rss_kib};
+pub use output::PATIENCE;
 pub use service::Service;
 pub use stop::{command, terminate, Stop};
-
-/// How long any one wait on a service lasts (its ready line, a log line, its
-/// exit) before it is an error: a service on a busy 2-core machine starts in
-/// well under a second, so ten seconds means something is wrong, not slow.
-pub const PATIENCE: Duration = Duration::from_secs(10);

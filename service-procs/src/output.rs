@@ -11,6 +11,11 @@ use std::io::{BufRead, BufReader, Read};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+/// How long any one wait on a service lasts (its ready line, a log line, its
+/// exit) before it is an error: a service on a busy 2-core machine starts in
+/// well under a second, so ten seconds means something is wrong, not slow.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
 /// How many of the last lines are kept for error messages, even when the
 /// lines themselves are not (a load test's millions).
 const TAIL: usize = 8;

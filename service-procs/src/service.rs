@@ -11,10 +11,9 @@ use std::process::{Child, ExitStatus};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::launch::{reap, Launch};
-use crate::output::{Output, Waited};
-use crate::stop::{terminate, Stop};
-use crate::{Error, PATIENCE};
+use crate::error::Error;
+use crate::output::{Output, Waited, PATIENCE};
+use crate::stop::{reap, terminate, Stop};
 
 /// A running service process. Killed when dropped.
 #[derive(Debug)]
@@ -174,12 +173,6 @@ impl Service {
     /// Kills the process at once (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         reap(&mut self.child);
-    }
-
-    /// A launch in the same folder, e.g. to start it again on the same port
-    /// with its config beside the old one.
-    pub fn relaunch(&self, binary: impl Into<PathBuf>, config: &str) -> Launch {
-        Launch::new(binary, config).in_dir(self.dir.clone())
     }
 }
 

@@ -16,7 +16,7 @@
 
 use std::process::{Child, Command};
 
-use crate::Error;
+use crate::error::Error;
 
 /// A command for `program` that [`terminate`] can stop gracefully: on
 /// Windows it starts in a process group of its own, so that Ctrl+Break
@@ -101,6 +101,14 @@ pub fn terminate(child: &mut Child) -> Result<Stop, Error> {
             Ok(Stop::Killed)
         }
     }
+}
+
+/// Kills and reaps a child that will not be used. Errors are ignored on
+/// purpose: both fail only when the child has already exited and been
+/// reaped, which is the state wanted.
+pub(crate) fn reap(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Sends SIGHUP to `child` (unix only: Windows has no such signal).

@@ -8,9 +8,9 @@
 //!
 //! # Layout
 //!
-//! - [`launch`]: [`Launch`], how to start a service, and [`assert_bad_config`].
-//! - [`proc`]: [`Proc`], a started service: waits that panic after
-//!   [`PATIENCE`], its config, stopping it.
+//! - [`proc`]: [`Launch`], how to start a service; [`Proc`], a started
+//!   service: waits that panic after [`PATIENCE`], its config, stopping it;
+//!   [`assert_bad_config`].
 //! - [`metrics`]: reading a sample from `/metrics` text.
 //! - [`http`]: a tiny blocking HTTP/1.1 client that also sends raw bytes.
 //! - [`edge`]: checks of the HTTP edge both services share (refusals, HTTP/1.0).
@@ -24,7 +24,6 @@
 pub mod edge;
 pub mod fake;
 pub mod http;
-pub mod launch;
 pub mod metrics;
 pub mod nginx;
 pub mod proc;
@@ -32,9 +31,8 @@ pub mod upstream;
 
 use std::path::PathBuf;
 
-pub use launch::{assert_bad_config, Exited, Launch};
 pub use metrics::metric;
-pub use proc::Proc;
+pub use proc::{assert_bad_config, Exited, Launch, Proc};
 pub use service_procs::{field, open_fds, rss_kib, PATIENCE};
 
 /// A built binary of this workspace (`name.exe` on Windows), one folder up

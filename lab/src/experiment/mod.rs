@@ -270,8 +270,7 @@ fn drive(
                 let Some(old) = a_procs.last() else {
                     bail!("no A to restart")
                 };
-                let again = old
-                    .relaunch(a_bin, &e.a_toml(a_port, fault))
+                let again = Launch::beside(old, a_bin, &e.a_toml(a_port, fault))
                     .start()
                     .with_context(|| format!("starting A again on port {a_port}"))?;
                 events.push(Event {

@@ -48,6 +48,8 @@ pub fn build() -> anyhow::Result<()> {
 
 /// Whether this launcher (and so the services it builds) is a release build.
 pub fn release() -> bool {
+    // A launcher that cannot find its own folder builds and runs debug: the
+    // binary lookup after it then says where it looked.
     service_procs::binary::target_dir()
         .unwrap_or_else(|_| PathBuf::from("target/debug"))
         .ends_with("release")

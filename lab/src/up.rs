@@ -75,6 +75,7 @@ pub fn run(console: &crate::console::Options) -> anyhow::Result<()> {
                 return;
             }
         }
+        // Fails only once the launcher stopped listening: nothing to tell.
         let _ = input_tx.send(Input::Closed);
     });
 

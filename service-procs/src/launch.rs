@@ -12,7 +12,7 @@
 //! left running.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -276,7 +276,7 @@ fn exit_code(child: &mut Child) -> Option<i32> {
 /// Sets `RLIMIT_NOFILE` in the child `cmd` starts, before it execs.
 #[cfg(unix)]
 #[allow(unsafe_code)]
-fn set_descriptor_limit(cmd: &mut Command, soft: u64, hard: u64) {
+fn set_descriptor_limit(cmd: &mut std::process::Command, soft: u64, hard: u64) {
     use rustix::process::{setrlimit, Resource, Rlimit};
     use std::os::unix::process::CommandExt as _;
     let limit = move || {

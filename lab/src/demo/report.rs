@@ -130,7 +130,7 @@ pub fn render(s: &Seen, facts: &Facts<'_>) -> String {
         format!(
             "A logged nothing after these lines: it was gone (its process {} had exited), \
              and nothing listened on port {a_port}.",
-            s.a_pids.first().copied().unwrap_or(0)
+            s.a_pids.first().map_or("?".to_owned(), u32::to_string)
         )
     } else {
         format!(
@@ -240,7 +240,7 @@ pub fn render(s: &Seen, facts: &Facts<'_>) -> String {
          deadline and why every failure above is B's answer about A, not A's about itself.\n\n",
         a_pids.first().map_or("?", String::as_str),
         a_pids.get(1).map_or("?", String::as_str),
-        s.b_pids.first().copied().unwrap_or(0),
+        s.b_pids.first().map_or("?".to_owned(), u32::to_string),
         health.reply.status,
         refused.kind(),
     );

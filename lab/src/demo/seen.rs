@@ -27,6 +27,8 @@ pub struct Call {
 
 impl Call {
     pub fn json(&self) -> serde_json::Value {
+        // A body that is not JSON has no fields: the report shows `?` and `-`
+        // for them, beside the answer's own bytes.
         serde_json::from_str(&self.reply.body).unwrap_or_default()
     }
 

@@ -10,13 +10,16 @@
 //! - `experiment`: timed phases of faults under steady load, checked and
 //!   reported (`experiment/mod.rs` says how it is split).
 //! - `console`: the page `up` serves on loopback: break A, watch B, live.
-//! - `procs`: building the services, running them as child processes and
-//!   stopping them (SIGTERM on unix, Ctrl+Break on Windows), with no shell-outs.
+//! - `procs`: building the services, and `up`'s children with their output
+//!   prefixed; launching and stopping a service is the `service-procs`
+//!   library's (every step a `Result`, never a panic).
+//! - `client`: the demo's and the bench's HTTP client, one `GET` at a time.
 
 #![deny(unsafe_code)]
 #![warn(rust_2018_idioms)]
 
 mod bench;
+mod client;
 mod console;
 mod demo;
 mod experiment;

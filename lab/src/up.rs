@@ -75,6 +75,7 @@ pub fn run(console: &crate::console::Options) -> anyhow::Result<()> {
                 return;
             }
         }
+        // Fails only once the launcher stopped listening: nothing to tell.
         let _ = input_tx.send(Input::Closed);
     });
 
@@ -214,18 +215,21 @@ impl Slot {
     /// where the platform could only kill it.
     fn stop(&mut self) {
         match &mut self.child {
-            Some(child) if !self.stopping => {
-                match terminate(child) {
-                    Ok(how @ Stop::Asked(_)) => {
-                        say!("lab | stopping {} {}", self.name, how.describe());
-                    }
-                    Ok(Stop::Killed) => {
-                        say!("lab | {} {}", self.name, Stop::Killed.describe());
-                    }
-                    Err(e) => say!("lab | could not stop {}: {e:#}", self.name),
+            Some(child) if !self.stopping => match terminate(child) {
+                Ok(how @ Stop::Asked(_)) => {
+                    say!("lab | stopping {} {}", self.name, how.describe());
+                    self.stopping = true;
                 }
-                self.stopping = true;
-            }
+                Ok(Stop::Killed) => {
+                    say!("lab | {} {}", self.name, Stop::Killed.describe());
+                    self.stopping = true;
+                }
+                // Still running: said so, and a later `stop` tries again.
+                Err(e) => say!(
+                    "lab | could not stop {}: {e}; it is still running",
+                    self.name
+                ),
+            },
             Some(_) => {}
             None if !self.restart => say!("lab | {} is not running", self.name),
             None => {}

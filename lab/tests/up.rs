@@ -55,7 +55,7 @@ impl Output {
 fn typed_commands_stop_and_start_each_service() {
     let (a_port, b_port) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
-    let lab = testkit::command(env!("CARGO_BIN_EXE_lab"))
+    let lab = service_procs::command(env!("CARGO_BIN_EXE_lab"))
         .arg("up")
         .current_dir(dir.path())
         .env("LAB_NO_BUILD", "1")
@@ -77,7 +77,7 @@ fn typed_commands_stop_and_start_each_service() {
         fn drop(&mut self) {
             // Only while not reaped: its PID is ours until then.
             if let Ok(None) = self.0.try_wait() {
-                let _ = testkit::terminate(&self.0);
+                let _ = service_procs::stop::ask_to_stop(&self.0);
                 let _ = self.0.wait();
             }
         }

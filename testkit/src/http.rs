@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::PATIENCE;
+use service_procs::PATIENCE;
 
 /// An answer, as the client saw it.
 #[derive(Debug, Clone)]
@@ -82,26 +82,40 @@ pub fn raw(authority: &str, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Parses a whole answer (head and body) read until close.
+/// The most fields a test expects in one answer's head: the services' own
+/// head limit on what they read (128), so any answer they could send fits.
+const MAX_FIELDS: usize = 128;
+
+/// Parses a whole answer (head and body) read until close; the head by
+/// httparse, so a status line or field that is not HTTP fails the test.
 pub fn parse(bytes: &[u8], elapsed: Duration) -> Reply {
-    let text = String::from_utf8_lossy(bytes);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete head in {text:?}"));
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+    let text = || String::from_utf8_lossy(bytes).into_owned();
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete head in {:?}", text()))
+        + 4;
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut head = httparse::Response::new(&mut fields);
+    match head.parse(&bytes[..end]) {
+        Ok(httparse::Status::Complete(_)) => {}
+        other => panic!("not an HTTP answer ({other:?}): {:?}", text()),
+    }
+    let status = head
+        .code
+        .unwrap_or_else(|| panic!("no status code in {:?}", text()));
+    let headers = head
+        .headers
+        .iter()
+        .map(|h| {
+            let value = String::from_utf8_lossy(h.value);
+            (h.name.to_ascii_lowercase(), value.trim().to_owned())
+        })
         .collect();
     Reply {
         status,
         headers,
-        body: body.to_owned(),
+        body: String::from_utf8_lossy(&bytes[end..]).into_owned(),
         elapsed,
     }
 }
@@ -294,4 +308,31 @@ pub fn parse_all(bytes: &[u8]) -> Vec<Reply> {
         rest = &rest[whole.len()..];
     }
     replies
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::parse;
+
+    /// Status and fields come from httparse: names lowercased, values trimmed.
+    #[test]
+    fn parses_status_fields_and_body() {
+        let reply = parse(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type:  application/json \r\n\r\n{}",
+            Duration::ZERO,
+        );
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(reply.body, "{}");
+    }
+
+    /// A status line that is not HTTP fails the test, even where its second
+    /// word is a number.
+    #[test]
+    #[should_panic(expected = "not an HTTP answer")]
+    fn refuses_a_status_line_that_is_not_http() {
+        parse(b"XTTP/1.1 200 OK\r\n\r\n", Duration::ZERO);
+    }
 }

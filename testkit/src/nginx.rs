@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::PATIENCE;
+use service_procs::PATIENCE;
 
 /// A running nginx.
 #[derive(Debug)]

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
-use testkit::field;
+use service_procs::field;
 
 use super::load::Call;
 

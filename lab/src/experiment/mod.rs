@@ -29,9 +29,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _};
-use testkit::{Launch, Proc};
 
-use crate::procs::Stop;
+use crate::procs::{Launch, Service, Stop, PATIENCE};
 use report::Event;
 use scenario::{Action, Experiment, Scale};
 
@@ -72,36 +71,19 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
         true => {
             let server = Launch::new(&a_bin, "[server]\nport = 0\n")
                 .discard_lines()
-                .try_start()
-                .map_err(|x| {
-                    anyhow::anyhow!(
-                        "the echo server behind A did not start: {}",
-                        x.stderr.trim()
-                    )
-                })?;
+                .start()
+                .context("starting the echo server behind A")?;
             e.proxy_to(&server.url);
             Some(server)
         }
     };
     let a = Launch::new(&a_bin, &e.a_toml(0, &fault))
-        .try_start()
-        .map_err(|x| {
-            anyhow::anyhow!(
-                "{}: [a]: service-a refused its config: {}",
-                opts.file.display(),
-                x.stderr.trim()
-            )
-        })?;
+        .start()
+        .with_context(|| format!("{}: [a]: starting A", opts.file.display()))?;
     let a_port = a.port();
     let b = Launch::new(&b_bin, &e.b_toml(&a.url))
-        .try_start()
-        .map_err(|x| {
-            anyhow::anyhow!(
-                "{}: [b]: service-b refused its config: {}",
-                opts.file.display(),
-                x.stderr.trim()
-            )
-        })?;
+        .start()
+        .with_context(|| format!("{}: [b]: starting B", opts.file.display()))?;
     let b_addr: SocketAddr = b
         .authority()
         .parse()
@@ -152,9 +134,9 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
             &mut events,
             &mut kills,
         );
-        let calls = load.join().unwrap_or_default();
+        let calls = load.join();
         stop_probe.store(true, Ordering::Relaxed);
-        let probes = probe.join().unwrap_or_default();
+        let probes = probe.join();
         (calls, probes, driven)
     });
     // Stop both, so that every line (A's late ones included) is written.
@@ -164,14 +146,21 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
         stop(a);
     }
     driven?;
+    // A panicked thread is a bug in the lab: an error, never "0 calls".
+    let calls = calls.map_err(|_| {
+        anyhow::anyhow!("the load generator failed (a bug in the lab: see the panic above)")
+    })?;
+    let probes = probes.map_err(|_| {
+        anyhow::anyhow!("the probe of B's /health failed (a bug in the lab: see the panic above)")
+    })?;
 
-    let a_lines: Vec<String> = a_procs.iter().flat_map(Proc::lines).collect();
+    let a_lines: Vec<String> = a_procs.iter().flat_map(Service::lines).collect();
     let logs = join::parse_logs(&a_lines, &b.lines(), wall0);
     for (at, line) in &logs.a_config {
         let what = if line.contains("event=config_error") {
             format!(
                 "A refused its new config: {}",
-                testkit::field(line, "error").unwrap_or_default()
+                service_procs::field(line, "error").unwrap_or_default()
             )
         } else {
             "A applied its new [fault] (event=config_reloaded)".to_owned()
@@ -222,7 +211,7 @@ fn drive(
     e: &Experiment,
     a_bin: &Path,
     a_port: u16,
-    a_procs: &mut Vec<Proc>,
+    a_procs: &mut Vec<Service>,
     fault: &mut toml::Table,
     t0: Instant,
     events: &mut Vec<Event>,
@@ -250,7 +239,7 @@ fn drive(
             None => {}
             Some(Action::Stop) => {
                 if let Some(a) = a_procs.last_mut() {
-                    let how = crate::procs::terminate(a.child_mut())?;
+                    let how = a.terminate().context("stopping A")?;
                     events.push(Event {
                         at_ms: now_ms(),
                         what: match how {
@@ -258,7 +247,7 @@ fn drive(
                             Stop::Killed => "A killed (no way to ask it to stop here)".into(),
                         },
                     });
-                    wait_exit(a)?;
+                    a.wait_exit(PATIENCE)?;
                     events.push(Event {
                         at_ms: now_ms(),
                         what: "A exited".into(),
@@ -281,15 +270,9 @@ fn drive(
                 let Some(old) = a_procs.last() else {
                     bail!("no A to restart")
                 };
-                let again = old
-                    .relaunch(a_bin, &e.a_toml(a_port, fault))
-                    .try_start()
-                    .map_err(|x| {
-                        anyhow::anyhow!(
-                            "A did not start again on port {a_port}: {}",
-                            x.stderr.trim()
-                        )
-                    })?;
+                let again = Launch::beside(old, a_bin, &e.a_toml(a_port, fault))
+                    .start()
+                    .with_context(|| format!("starting A again on port {a_port}"))?;
                 events.push(Event {
                     at_ms: now_ms(),
                     what: format!("A started again on port {a_port}"),
@@ -311,34 +294,18 @@ fn sleep_until(t0: Instant, at_s: f64) {
     }
 }
 
-/// Waits (up to 10 s) for a process to exit.
-fn wait_exit(p: &mut Proc) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if p.lines().last().is_some_and(|l| l == "<eof>") {
-            p.kill(); // reaps it; it has exited already
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    bail!(
-        "process {} did not exit within 10 s of being asked to stop",
-        p.pid()
-    )
-}
-
-/// Asks it to stop (SIGTERM, Ctrl+Break on Windows), then waits until its
-/// stdout is closed: every line is in.
-fn stop(p: &mut Proc) {
-    if p.lines().last().is_some_and(|l| l == "<eof>") {
-        return;
-    }
-    let asked = crate::procs::terminate(p.child_mut());
-    if asked.is_err() || wait_exit(p).is_err() {
-        eprintln!(
-            "lab | warning: process {} did not stop when asked; killed, some log lines may be missing",
-            p.pid()
-        );
+/// Asks it to stop (SIGTERM, Ctrl+Break on Windows), then waits until it
+/// has exited and its stdout is closed: every line is in. One that cannot
+/// be asked, or does not exit, is killed, and the user told.
+fn stop(p: &mut Service) {
+    // One that exited already (killed by a phase) is only waited on.
+    let asked = match p.has_exited() {
+        true => Ok(()),
+        false => p.terminate().map(drop),
+    };
+    let stopped = asked.and_then(|()| p.wait_exit(PATIENCE));
+    if let Err(e) = stopped {
+        eprintln!("lab | warning: {e}; killed it, so some of its log lines may be missing");
         p.kill();
     }
 }

@@ -12,17 +12,29 @@
 //! drifts by tens of percent within minutes, so only runs seconds apart compare.
 //! B's baseline is nginx proxying to an nginx upstream in another process, as B
 //! calls A; nginx proxying to its own worker is shown beside it.
+//!
+//! # Layout
+//!
+//! - this file: the rows, their rounds and medians, and the table.
+//! - `wrk`: one wrk run and what it measured.
+//! - `nginx`: the nginx baselines, in folders of their own.
+//! - `tools`: finding a tool, pinning a process to a core, a free port.
+
+mod nginx;
+mod tools;
+mod wrk;
 
 use std::fmt::Write as _;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use testkit::{binary, rss_kib, Launch, Proc};
 
-/// Connections kept open by wrk.
-const CONNECTIONS: u32 = 50;
+use crate::client::{request_head, send_and_read};
+use crate::procs::{binary, Launch, Service};
+use nginx::Nginx;
+use service_procs::rss_kib;
+use tools::{found, free_port, pin_to_core0};
+use wrk::{wrk, Row, CONNECTIONS};
 
 /// Happy-path rounds; each row gets `seconds / ROUNDS` of load per round.
 const ROUNDS: u32 = 3;
@@ -57,16 +69,6 @@ fn round_seconds(seconds: u32) -> u32 {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// One measured row.
-struct Row {
-    name: String,
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    non_2xx: u64,
-    note: String,
 }
 
 /// Runs every row for `seconds` each and prints a Markdown table.
@@ -157,7 +159,8 @@ pub fn run(seconds: u32) -> anyhow::Result<()> {
         seconds.min(5),
         "p50/p99 include the 100 ms timeout",
     )?);
-    let dead = testkit::fake::refused_url();
+    // A port nobody listens on: B's calls to it are refused at once.
+    let dead = format!("http://127.0.0.1:{}", free_port()?);
     let b_dead = service("service-b", &format!("[upstream]\nurl = \"{dead}\"\n"), pin)?;
     rows.push(wrk(
         pin,
@@ -171,7 +174,17 @@ pub fn run(seconds: u32) -> anyhow::Result<()> {
         &format!("[upstream]\nurl = \"{dead}\"\n[circuit_breaker]\nenabled = true\nfailure_threshold = 1\nopen_ms = 600000\n"),
         pin,
     )?;
-    let _ = testkit::http::get(&format!("{}/call-echo?msg=o", b_open.url));
+    // One refused call opens the breaker (failure_threshold = 1).
+    let head = request_head(b_open.port(), "/call-echo?msg=o", &[]);
+    let answer = send_and_read(b_open.port(), &head, Duration::from_secs(10))?;
+    if answer.status != 503 {
+        bail!(
+            "B answered {} to a call to a stopped A, where 503 (connection_refused) \
+             should open its breaker: {}",
+            answer.status,
+            answer.body
+        );
+    }
     rows.push(wrk(
         pin,
         "B, breaker open → circuit_open",
@@ -218,94 +231,18 @@ pub fn run(seconds: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn found(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// A service on a free port, faults and logs as given, pinned to core 0.
-fn service(name: &str, extra: &str, pin: bool) -> anyhow::Result<Proc> {
+fn service(name: &str, extra: &str, pin: bool) -> anyhow::Result<Service> {
     // One executor thread: the server gets one core, as nginx's one worker does.
     let config = format!("[server]\nport = 0\nthreads = 1\n{extra}");
-    let proc = Launch::new(binary(name), &config).discard_lines().start();
+    let proc = Launch::new(binary(name)?, &config)
+        .discard_lines()
+        .start()
+        .with_context(|| format!("starting {name} for the benchmark"))?;
     if pin {
         pin_to_core0(proc.pid())?;
     }
     Ok(proc)
-}
-
-fn pin_to_core0(pid: u32) -> anyhow::Result<()> {
-    let status = Command::new("taskset")
-        .args(["-a", "-p", "-c", "0", &pid.to_string()])
-        .stdout(Stdio::null())
-        .status()?;
-    if !status.success() {
-        bail!("taskset failed for pid {pid}");
-    }
-    Ok(())
-}
-
-/// One wrk run against `url`.
-fn wrk(pin: bool, name: &str, url: &str, seconds: u32, note: &str) -> anyhow::Result<Row> {
-    let mut cmd = if pin {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "1", "wrk"]);
-        c
-    } else {
-        Command::new("wrk")
-    };
-    let out = cmd
-        .args([
-            "-t1",
-            &format!("-c{CONNECTIONS}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-            url,
-        ])
-        .output()
-        .context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no Requests/sec in wrk's output:\n{text}"))?;
-    let pct = |p: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(p))
-            .map_or(f64::NAN, |v| millis(v.trim()))
-    };
-    let non_2xx = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    eprintln!("lab | {name}: {rps:.0} req/s");
-    Ok(Row {
-        name: name.to_owned(),
-        rps,
-        p50_ms: pct("50%"),
-        p99_ms: pct("99%"),
-        non_2xx,
-        note: note.to_owned(),
-    })
-}
-
-/// wrk's `312.00us`, `1.20ms`, `1.01s` in milliseconds.
-fn millis(v: &str) -> f64 {
-    let (num, scale) = if let Some(n) = v.strip_suffix("us") {
-        (n, 0.001)
-    } else if let Some(n) = v.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = v.strip_suffix('s') {
-        (n, 1000.0)
-    } else {
-        (v, f64::NAN)
-    };
-    num.parse::<f64>().map_or(f64::NAN, |n| n * scale)
 }
 
 fn table(rows: &[Row], seconds: u32, pin: bool) -> String {
@@ -330,153 +267,6 @@ fn table(rows: &[Row], seconds: u32, pin: bool) -> String {
         );
     }
     out
-}
-
-/// nginx in temp folders on free ports, one worker each: a front answering A's
-/// JSON itself and proxying to it in the same worker, and an upstream in a
-/// process of its own that the front also proxies to (as B calls A).
-struct Nginx {
-    _front: Instance,
-    _upstream: Instance,
-    direct: String,
-    proxy_same: String,
-    proxy_apart: String,
-    /// The upstream nginx itself, for A's proxy mode.
-    upstream: String,
-}
-
-impl Nginx {
-    fn start(pin: bool) -> anyhow::Result<Self> {
-        let [direct, same, apart, upstream] =
-            [free_port()?, free_port()?, free_port()?, free_port()?];
-        let answer =
-            r#"location / { default_type application/json; return 200 '{"echo":"hello"}'; }"#;
-        let upstream_conf = format!("server {{ listen 127.0.0.1:{upstream}; {answer} }}");
-        let front_conf = format!(
-            r#"upstream same {{ server 127.0.0.1:{direct}; keepalive 64; }}
-    upstream apart {{ server 127.0.0.1:{upstream}; keepalive 64; }}
-    server {{ listen 127.0.0.1:{direct}; {answer} }}
-    server {{
-        listen 127.0.0.1:{same};
-        location / {{ proxy_pass http://same; proxy_http_version 1.1; proxy_set_header Connection ""; }}
-    }}
-    server {{
-        listen 127.0.0.1:{apart};
-        location / {{ proxy_pass http://apart; proxy_http_version 1.1; proxy_set_header Connection ""; }}
-    }}"#
-        );
-        let upstream_nginx = Instance::start(&upstream_conf, &[upstream], pin)?;
-        let front = Instance::start(&front_conf, &[direct, same, apart], pin)?;
-        let url = |port: u16| format!("http://127.0.0.1:{port}");
-        Ok(Self {
-            _front: front,
-            _upstream: upstream_nginx,
-            direct: url(direct),
-            proxy_same: url(same),
-            proxy_apart: url(apart),
-            upstream: url(upstream),
-        })
-    }
-}
-
-/// One nginx master and worker, with its config, pid and temp files in `dir`.
-struct Instance {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Instance {
-    fn start(servers: &str, ports: &[u16], pin: bool) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let conf = format!(
-            r#"worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir};
-    proxy_temp_path {dir};
-    fastcgi_temp_path {dir};
-    uwsgi_temp_path {dir};
-    scgi_temp_path {dir};
-    {servers}
-}}
-"#,
-            dir = dir.path().display()
-        );
-        let path = dir.path().join("nginx.conf");
-        std::fs::write(&path, conf)?;
-        let child = Command::new("nginx")
-            .args([
-                "-c",
-                &path.display().to_string(),
-                "-p",
-                &dir.path().display().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting nginx")?;
-        for &port in ports {
-            wait_port(port)?;
-        }
-        if pin {
-            // The master and its worker: pin every nginx process of this config.
-            for pid in pids_of(dir.path()) {
-                pin_to_core0(pid)?;
-            }
-        }
-        Ok(Self { child, dir })
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        // Killing the master leaves the worker; stop both.
-        for pid in pids_of(self.dir.path()) {
-            let _ = crate::procs::terminate_pid(pid);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// nginx processes started with the config in `dir`.
-fn pids_of(dir: &Path) -> Vec<u32> {
-    let out = Command::new("pgrep")
-        .args(["-f", &dir.display().to_string()])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-        .unwrap_or_default();
-    let mut pids: Vec<u32> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
-    // The worker's command line is "nginx: worker process": find it as a child.
-    for parent in pids.clone() {
-        let kids = Command::new("pgrep")
-            .args(["-P", &parent.to_string()])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default();
-        pids.extend(kids.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-    }
-    pids
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn wait_port(port: u16) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    bail!("nginx did not listen on {port}")
 }
 
 /// A resident size for the report; "unknown" where the platform has no

@@ -654,12 +654,12 @@ const FEW_SECONDS: Duration = Duration::from_secs(5);
 /// `timeout` in the live view; stop A from the page, see
 /// `connection_refused`; start A again, see `ok`. The screenshot is taken
 /// in the middle, into the test's tmp dir; with `LAB_CONSOLE_SCREENSHOT=PATH`
-/// there instead, after a few seconds of each phase (the README's picture).
+/// there instead, after a few seconds of each phase (docs/console.md's picture).
 #[test]
 #[ignore = "needs chromium and chromium-driver"]
 fn browser_breaks_a_and_watches_b() {
     let shot = std::env::var_os("LAB_CONSOLE_SCREENSHOT").map(PathBuf::from);
-    // How long each phase lasts before the next: for the README's picture only.
+    // How long each phase lasts before the next: for docs/console.md's picture only.
     let dwell = |s| {
         if shot.is_some() {
             std::thread::sleep(Duration::from_secs(s));

@@ -67,7 +67,7 @@ const RDHUP_EVERY: Duration = Duration::from_millis(20);
 /// platform reports that as `POLLHUP` or `POLLERR`; one that only
 /// half-closes behind a full buffer may be seen only when the handler has
 /// finished. Not checked there by CI (macOS cannot run here, and Wine's poll
-/// is Linux's underneath); the README's "What a client cannot do" says so.
+/// is Linux's underneath); docs/robustness.md says so.
 #[cfg(any(
     target_os = "linux",
     target_os = "android",

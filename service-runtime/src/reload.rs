@@ -24,7 +24,7 @@
 //!   file's modification time possibly unchanged, kubernetes#24215) is seen
 //!   by its new bytes. A save with the same bytes (a new modification time)
 //!   also reloads, which restarts the seeded sequence of faults and
-//!   `fail_first`, as the README promises for each save.
+//!   `fail_first`, as docs/faults.md promises for each save.
 //! - **Timing**: a save that ends at time t is applied by t + [`APPLY_BOUND`]
 //!   (the next poll, within [`POLL_INTERVAL`], then one [`SETTLE`]), plus the
 //!   microseconds a read and a parse of a small file take.
@@ -73,7 +73,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 pub const SETTLE: Duration = Duration::from_millis(100);
 
 /// A save is applied at most this long after it ends: [`POLL_INTERVAL`] +
-/// [`SETTLE`], well within the one second the README promises.
+/// [`SETTLE`], well within the one second docs/faults.md promises.
 pub const APPLY_BOUND: Duration = POLL_INTERVAL.saturating_add(SETTLE);
 
 // The contract is one second; a change of the constants above must keep it.

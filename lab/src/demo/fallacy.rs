@@ -1,6 +1,6 @@
 //! The Eight Fallacies of Distributed Computing (Deutsch, Gosling), the
 //! course's optional reading, and which one each failure the demo shows
-//! proves false: one table, so the report and the README's table "Which
+//! proves false: one table, so the report and docs/faults.md's table "Which
 //! fallacy each failure shows" can be checked against one list.
 
 /// The Eight Fallacies of Distributed Computing (Deutsch, Gosling), the
@@ -36,7 +36,7 @@ impl Fallacy {
 }
 
 /// Each failure the demo shows: (situation, fallacy, why, in one line).
-/// The README's table "Which fallacy each failure shows" says the same.
+/// docs/faults.md's table "Which fallacy each failure shows" says the same.
 pub const FALLACIES: &[(&str, Fallacy, &str)] = &[
     ("A slowed past B's deadline", Fallacy::Latency, "a call that took 1 ms can take longer than the caller will wait"),
     ("A stopped", Fallacy::Reliable, "the other end can be gone while the caller runs on"),

@@ -1,7 +1,10 @@
 //! What went wrong with a call to A, in the contract's words: the KINDs.
 //!
 //! The vocabulary of B, imported by every module that speaks of failures and
-//! importing none of them.
+//! importing none of them. The lab reads it too (`service_b::kind`): its
+//! list of outcomes, its charts' colours and its console's chips come from
+//! [`ErrorKind::ALL`] and [`ErrorKind::as_str`], so a new KIND is added here
+//! and nowhere else (a test fails if `ALL` misses one).
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +32,23 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every KIND, in the contract's order (the order of the enum).
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::Timeout,
+        ErrorKind::ConnectionRefused,
+        ErrorKind::ConnectionReset,
+        ErrorKind::UpstreamStatus,
+        ErrorKind::BadResponse,
+        ErrorKind::Unreachable,
+        ErrorKind::CircuitOpen,
+        ErrorKind::BOverloaded,
+    ];
+
+    /// The KIND named `name` (as [`as_str`](Self::as_str) writes it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The name in answers, logs and metrics: `timeout`, `connection_refused`, ...
     pub fn as_str(self) -> &'static str {
         match self {
@@ -95,5 +115,38 @@ impl CallError {
     pub fn not_against_a(mut self) -> Self {
         self.against_a = false;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ALL` holds every KIND once, in the enum's order, and each KIND's
+    /// name is the one serde writes. The enum's own list of variants is
+    /// serde's (its derive is generated from the enum, and it names them
+    /// all when refusing an unknown one), so a variant added to the enum but
+    /// not to `ALL` fails here, not in the lab.
+    #[test]
+    fn all_lists_every_kind_once() {
+        let refusal = serde_json::from_str::<ErrorKind>("\"no such kind\"")
+            .unwrap_err()
+            .to_string();
+        let listed = refusal
+            .split_once("expected one of ")
+            .map(|(_, list)| list)
+            .unwrap_or_else(|| panic!("serde's refusal lists no variants: {refusal}"));
+        let variants: Vec<&str> = listed
+            .split(", ")
+            .map(|v| v.split('`').nth(1).unwrap_or(v))
+            .collect();
+        let all: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(all, variants, "ErrorKind::ALL against the enum's variants");
+        for kind in ErrorKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(ErrorKind::from_name(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ErrorKind::from_name("ok"), None);
     }
 }

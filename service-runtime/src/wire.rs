@@ -48,6 +48,24 @@ pub const FAULT_DELAY_P99_MS: &str = "x-fault-delay-p99-ms";
 /// Caller to A (through B): with a 429 or 503, `Retry-After` of so many seconds.
 pub const FAULT_RETRY_AFTER_S: &str = "x-fault-retry-after-s";
 
+/// Every per-request fault header A honours, in the order the README's
+/// table gives them. The lab checks an experiment's `headers` against this
+/// list; a test in service-a checks it against what A's parser reads.
+pub const FAULT_HEADERS: [&str; 12] = [
+    FAULT_DELAY_MS,
+    FAULT_DELAY_P50_MS,
+    FAULT_DELAY_P99_MS,
+    FAULT_STATUS,
+    FAULT_RETRY_AFTER_S,
+    FAULT_RESET,
+    FAULT_DROP,
+    FAULT_GARBAGE,
+    FAULT_TRUNCATE,
+    FAULT_BAD_BODY,
+    FAULT_BODY_DELAY_MS,
+    FAULT_BODY_BYTES_PER_S,
+];
+
 /// A to its caller: the faults that touched this answer (`delay`, `fail`,
 /// `body_delay`, ..., comma-separated), so a client tells an injected failure
 /// from a real one.

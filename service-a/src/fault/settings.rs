@@ -1,5 +1,10 @@
 //! `[fault]` as written in the file (or sent to the control API): every key,
 //! its limits, and the log fields that show it. Pure data: no dice, no state.
+//!
+//! [`FaultSettings::KEYS`] is A's list of `[fault]` keys for others to read
+//! (the lab checks an experiment's `[fault]` against it); tests tie it to the
+//! struct (the keys serde writes) and to the shipped `config/service-a.toml`
+//! (the keys it documents), so a key added in one place only fails a test.
 
 use std::collections::BTreeMap;
 
@@ -96,6 +101,30 @@ impl Default for FaultSettings {
 }
 
 impl FaultSettings {
+    /// Every `[fault]` key, in the order the shipped file documents them.
+    pub const KEYS: [&'static str; 20] = [
+        "delay_ms",
+        "jitter_ms",
+        "delay_p50_ms",
+        "delay_p99_ms",
+        "fail",
+        "fail_status",
+        "fail_statuses",
+        "retry_after_s",
+        "fail_first",
+        "reset",
+        "drop",
+        "garbage",
+        "truncate",
+        "bad_body",
+        "body_delay_ms",
+        "body_bytes_per_s",
+        "probability",
+        "seed",
+        "allow_headers",
+        "rules",
+    ];
+
     /// Checks every `[fault]` key.
     pub fn validate(&self) -> Result<(), Invalid> {
         Invalid::check_range("fault.delay_ms", self.delay_ms, 0..=MAX_DELAY_MS)?;
@@ -274,4 +303,73 @@ pub fn sendable(code: u16) -> bool {
 /// The statuses [`sendable`] accepts, for messages.
 pub fn sendable_list() -> String {
     "100..=599".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The shipped file: its `[fault]` section documents every key.
+    const SHIPPED: &str = include_str!("../../../config/service-a.toml");
+
+    /// `KEYS` are the keys the struct reads and writes: those serde writes
+    /// for a `[fault]` with a rule (`rules` is left out when empty), and
+    /// nothing else is accepted.
+    #[test]
+    fn keys_are_the_structs() {
+        let with_a_rule = FaultSettings {
+            rules: vec![Rule {
+                method: String::new(),
+                path: String::new(),
+                header: String::new(),
+                fault: FaultSettings::default(),
+            }],
+            ..FaultSettings::default()
+        };
+        let json = serde_json::to_value(&with_a_rule).unwrap();
+        let written: BTreeSet<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let keys: BTreeSet<&str> = FaultSettings::KEYS.into_iter().collect();
+        assert_eq!(keys.len(), FaultSettings::KEYS.len(), "a key listed twice");
+        assert_eq!(keys, written, "FaultSettings::KEYS against the struct's fields");
+        let unknown = serde_json::from_str::<FaultSettings>(r#"{"no_such_key": 1}"#).unwrap_err();
+        for key in FaultSettings::KEYS {
+            assert!(unknown.to_string().contains(&format!("`{key}`")), "{unknown}");
+        }
+    }
+
+    /// The shipped `config/service-a.toml` documents every key, in `KEYS`'
+    /// order: set (`delay_ms = 0`), commented out (`# seed = 42`), or, for
+    /// `rules`, an example `[[fault.rules]]`.
+    #[test]
+    fn keys_are_the_shipped_files() {
+        let section = SHIPPED
+            .split_once("\n[fault]\n")
+            .map(|(_, rest)| rest)
+            .expect("config/service-a.toml has a [fault] section");
+        let (keys, rules) = section
+            .split_once("[[fault.rules]]")
+            .expect("config/service-a.toml shows an example [[fault.rules]]");
+        let mut documented: Vec<&str> = keys
+            .lines()
+            .filter_map(|line| {
+                let line = line.strip_prefix("# ").unwrap_or(line);
+                let (key, _) = line.split_once(" = ")?;
+                let key = key.trim_end();
+                key.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    .then_some(key)
+            })
+            .collect();
+        if !rules.is_empty() {
+            documented.push("rules");
+        }
+        assert_eq!(documented, FaultSettings::KEYS, "[fault] in config/service-a.toml");
+    }
 }

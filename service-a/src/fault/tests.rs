@@ -308,7 +308,7 @@ fn validation_names_the_key() {
 /// request no rule matches gets the top level's; headers go over both.
 #[test]
 fn rules_first_match_wins() {
-    use super::rules::Rule;
+    use super::settings::Rule;
     let rule = |method: &str, path: &str, status: u32| Rule {
         method: method.to_owned(),
         path: path.to_owned(),

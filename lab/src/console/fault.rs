@@ -16,7 +16,9 @@
 //! - **A never reads a half-written file.** The new text is written to a
 //!   temporary file beside it and renamed over it, as careful editors save.
 //! - The form's keys are the common `[fault]` keys of the shipped
-//!   `config/service-a.toml`; a test fails if one drifts from that file.
+//!   `config/service-a.toml`, each one of A's own (`FaultSettings::KEYS`),
+//!   and the page's inputs: the page's script takes them from the server,
+//!   and a test fails if one drifts from the file, from A or from the page.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -371,7 +373,31 @@ mod tests {
                 Type::Share => v.as_float().is_some(),
             };
             assert!(ok, "fault.{key} is {v} in the shipped file, not a {ty:?}");
+            assert!(
+                service_a::fault::FaultSettings::KEYS.contains(key),
+                "fault.{key} is not one of A's [fault] keys"
+            );
         }
+    }
+
+    /// The page's form has one input per field, named as the field, in
+    /// [`FIELDS`] order: the page and the server speak of the same keys.
+    #[test]
+    fn fields_are_the_pages_inputs() {
+        let page = include_str!("../../console/index.html");
+        let form = page
+            .split_once("<form id=\"fault\">")
+            .and_then(|(_, rest)| rest.split_once("</form>"))
+            .map(|(form, _)| form)
+            .expect("index.html has <form id=\"fault\">");
+        let inputs: Vec<&str> = form
+            .split("<input ")
+            .skip(1)
+            .filter_map(|input| input.split_once("name=\"")?.1.split_once('"'))
+            .map(|(name, _)| name)
+            .collect();
+        let fields: Vec<&str> = FIELDS.iter().map(|(key, _)| *key).collect();
+        assert_eq!(inputs, fields, "the inputs of index.html's fault form");
     }
 
     /// Only the changed value changes: every comment, the other sections,

@@ -11,7 +11,7 @@
 //! | --- | --- |
 //! | `GET /`, `/console.css`, `/console.js` | the page |
 //! | `GET /api/events` | Server-Sent Events: the live state, at most every [`TICK`] |
-//! | `GET /api/fault` | the form's values, from A's file |
+//! | `GET /api/fault` | the form's keys, their values in A's file, their defaults |
 //! | `POST /api/fault?KEY=VALUE...` | writes them into A's file |
 //! | `POST /api/service?name=a&action=stop` | types `a stop` into `cargo lab up` |
 //! | `POST /api/call` | one call to B; its answer and both log lines |
@@ -35,7 +35,7 @@ use std::future::Future as _;
 
 use super::token::{Asked, Grant};
 use super::{fault, say, traffic, Shared};
-use crate::experiment::scenario::OUTCOMES;
+use crate::experiment::outcome::Outcome;
 
 const PAGE: &str = include_str!("../../console/index.html");
 const CSS: &str = include_str!("../../console/console.css");
@@ -213,7 +213,9 @@ async fn route(
             let text = std::fs::read_to_string(&file).ok();
             Ok(ok(&json!({
                 "file": file.display().to_string(),
+                "fields": fault::FIELDS.iter().map(|(key, _)| key).collect::<Vec<_>>(),
                 "values": fault::current(text.as_deref()),
+                "defaults": fault::current(None),
             })))
         }
         "/api/fault" if posts => {
@@ -312,13 +314,13 @@ async fn one_call(shared: &Arc<Shared>) -> Result<Reply, ApiError> {
     })))
 }
 
-/// The KINDs in the experiment's order and colours.
+/// Every outcome (`ok`, B's KINDs, `no_answer`) in the experiment's order,
+/// with the charts' colours: the page lists no KIND of its own.
 fn kinds() -> serde_json::Value {
-    OUTCOMES
-        .iter()
-        .map(|k| {
-            let c = crate::experiment::charts::colour(k);
-            json!({ "name": k, "colour": format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2) })
+    Outcome::all()
+        .map(|o| {
+            let (r, g, b) = o.colour();
+            json!({ "name": o.as_str(), "colour": format!("#{r:02x}{g:02x}{b:02x}") })
         })
         .collect()
 }

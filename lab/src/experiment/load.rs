@@ -218,7 +218,7 @@ fn send_and_read_to_close(
 fn read_answer(bytes: &[u8]) -> Result<(u16, String), String> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Response::new(&mut headers);
-    let body_at = match head.parse(&bytes) {
+    let body_at = match head.parse(bytes) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Err("B closed before a complete head".to_owned()),
         Err(e) => return Err(format!("B's answer is not HTTP: {e}")),

@@ -117,4 +117,28 @@ mod tests {
         let text = "a".repeat(29);
         assert!(!glob(stars.as_bytes(), text.as_bytes()));
     }
+
+    /// A bad rule is named, with what is allowed.
+    #[test]
+    fn bad_rules_are_named() {
+        assert_eq!(
+            rule("PO ST", "", "").validate(0).unwrap_err().key,
+            "fault.rules.method"
+        );
+        let e = rule("", "orders", "").validate(2).unwrap_err();
+        assert_eq!(
+            (e.key, e.value.as_str()),
+            ("fault.rules.path", "rule 2: \"orders\"")
+        );
+        assert_eq!(
+            rule("", "", ": x").validate(0).unwrap_err().key,
+            "fault.rules.header"
+        );
+        let mut nested = rule("", "", "");
+        nested.fault.rules.push(rule("", "", ""));
+        assert_eq!(
+            nested.validate(0).unwrap_err().key,
+            "fault.rules.fault.rules"
+        );
+    }
 }

@@ -408,37 +408,4 @@ mod tests {
             "[fault] in config/service-a.toml"
         );
     }
-
-    /// A bad rule is named, with what is allowed.
-    #[test]
-    fn bad_rules_are_named() {
-        assert_eq!(
-            rule("PO ST", "", "").validate(0).unwrap_err().key,
-            "fault.rules.method"
-        );
-        let e = rule("", "orders", "").validate(2).unwrap_err();
-        assert_eq!(
-            (e.key, e.value.as_str()),
-            ("fault.rules.path", "rule 2: \"orders\"")
-        );
-        assert_eq!(
-            rule("", "", ": x").validate(0).unwrap_err().key,
-            "fault.rules.header"
-        );
-        let mut nested = rule("", "", "");
-        nested.fault.rules.push(rule("", "", ""));
-        assert_eq!(
-            nested.validate(0).unwrap_err().key,
-            "fault.rules.fault.rules"
-        );
-    }
-
-    fn rule(method: &str, path: &str, header: &str) -> Rule {
-        Rule {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            header: header.to_owned(),
-            fault: FaultSettings::default(),
-        }
-    }
 }

@@ -7,6 +7,7 @@
 //!   new instrumentation): outcomes per second by KIND, p50/p99, recent calls
 //!   with A's line beside B's, A's config events, both services' lives.
 //! - [`fault`]: the fault form written into A's TOML file as an editor would.
+//! - [`save`]: a file saved as a careful editor saves it.
 //! - [`token`]: who may use the console (the run's token, loopback, same origin).
 //! - [`traffic`]: one call, and a steady open-loop load, with the
 //!   experiment's generator.
@@ -28,6 +29,7 @@
 pub mod fault;
 pub mod live;
 pub mod logfmt;
+pub mod save;
 pub mod server;
 pub mod shared;
 pub mod stream;

@@ -3,7 +3,7 @@
 //! The vocabulary of B, imported by every module that speaks of failures and
 //! importing none of them. The lab reads it too (`service_b::kind`): its
 //! list of outcomes, its charts' colours and its console's chips come from
-//! [`ErrorKind::ALL`] and [`ErrorKind::as_str`], so a new KIND is added here
+//! [`Kind::ALL`] and [`Kind::as_str`], so a new KIND is added here
 //! and nowhere else (a test fails if `ALL` misses one).
 
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// What went wrong with a call to A: the contract's KINDs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
+pub enum Kind {
     /// No complete answer (connect, head and body) within the budget.
     Timeout,
     /// Nothing listens at A's address.
@@ -31,35 +31,18 @@ pub enum ErrorKind {
     BOverloaded,
 }
 
-impl ErrorKind {
-    /// Every KIND, in the contract's order (the order of the enum).
-    pub const ALL: [ErrorKind; 8] = [
-        ErrorKind::Timeout,
-        ErrorKind::ConnectionRefused,
-        ErrorKind::ConnectionReset,
-        ErrorKind::UpstreamStatus,
-        ErrorKind::BadResponse,
-        ErrorKind::Unreachable,
-        ErrorKind::CircuitOpen,
-        ErrorKind::BOverloaded,
-    ];
-
-    /// The KIND named `name` (as [`as_str`](Self::as_str) writes it).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-
+impl Kind {
     /// The name in answers, logs and metrics: `timeout`, `connection_refused`, ...
     pub fn as_str(self) -> &'static str {
         match self {
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::ConnectionRefused => "connection_refused",
-            ErrorKind::ConnectionReset => "connection_reset",
-            ErrorKind::UpstreamStatus => "upstream_status",
-            ErrorKind::BadResponse => "bad_response",
-            ErrorKind::Unreachable => "unreachable",
-            ErrorKind::CircuitOpen => "circuit_open",
-            ErrorKind::BOverloaded => "b_overloaded",
+            Kind::Timeout => "timeout",
+            Kind::ConnectionRefused => "connection_refused",
+            Kind::ConnectionReset => "connection_reset",
+            Kind::UpstreamStatus => "upstream_status",
+            Kind::BadResponse => "bad_response",
+            Kind::Unreachable => "unreachable",
+            Kind::CircuitOpen => "circuit_open",
+            Kind::BOverloaded => "b_overloaded",
         }
     }
 
@@ -67,13 +50,13 @@ impl ErrorKind {
     /// A's own instead).
     fn http_status(self) -> u16 {
         match self {
-            ErrorKind::Timeout => 504,
-            ErrorKind::ConnectionReset | ErrorKind::BadResponse => 502,
-            ErrorKind::ConnectionRefused
-            | ErrorKind::Unreachable
-            | ErrorKind::UpstreamStatus
-            | ErrorKind::CircuitOpen
-            | ErrorKind::BOverloaded => 503,
+            Kind::Timeout => 504,
+            Kind::ConnectionReset | Kind::BadResponse => 502,
+            Kind::ConnectionRefused
+            | Kind::Unreachable
+            | Kind::UpstreamStatus
+            | Kind::CircuitOpen
+            | Kind::BOverloaded => 503,
         }
     }
 }
@@ -82,7 +65,7 @@ impl ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallError {
     /// What went wrong.
-    pub kind: ErrorKind,
+    pub kind: Kind,
     /// 504 for a timeout, 502 for reset or bad answer, A's own status for
     /// `upstream_status`, 503 otherwise.
     pub http_status: u16,
@@ -96,12 +79,12 @@ pub struct CallError {
 
 impl CallError {
     /// An error of `kind` with the status that kind stands for.
-    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+    pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
         Self {
             kind,
             http_status: kind.http_status(),
             detail: detail.into(),
-            against_a: kind != ErrorKind::BOverloaded,
+            against_a: kind != Kind::BOverloaded,
         }
     }
 
@@ -118,6 +101,29 @@ impl CallError {
     }
 }
 
+impl Kind {
+    /// Every KIND, in the contract's order (the order of the enum).
+    pub const ALL: [Kind; 8] = [
+        Kind::Timeout,
+        Kind::ConnectionRefused,
+        Kind::ConnectionReset,
+        Kind::UpstreamStatus,
+        Kind::BadResponse,
+        Kind::Unreachable,
+        Kind::CircuitOpen,
+        Kind::BOverloaded,
+    ];
+
+    /// The KIND named `name` (as [`as_str`](Self::as_str) writes it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// B's modules' name for [`Kind`] until they say `Kind` (the rename of
+/// `ErrorKind`, which shadowed `std::io::ErrorKind`, lands with them).
+pub use Kind as ErrorKind;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,7 +135,7 @@ mod tests {
     /// not to `ALL` fails here, not in the lab.
     #[test]
     fn all_lists_every_kind_once() {
-        let refusal = serde_json::from_str::<ErrorKind>("\"no such kind\"")
+        let refusal = serde_json::from_str::<Kind>("\"no such kind\"")
             .unwrap_err()
             .to_string();
         let listed = refusal
@@ -140,13 +146,13 @@ mod tests {
             .split(", ")
             .map(|v| v.split('`').nth(1).unwrap_or(v))
             .collect();
-        let all: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
-        assert_eq!(all, variants, "ErrorKind::ALL against the enum's variants");
-        for kind in ErrorKind::ALL {
+        let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(all, variants, "Kind::ALL against the enum's variants");
+        for kind in Kind::ALL {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
-            assert_eq!(ErrorKind::from_name(kind.as_str()), Some(kind));
+            assert_eq!(Kind::from_name(kind.as_str()), Some(kind));
         }
-        assert_eq!(ErrorKind::from_name("ok"), None);
+        assert_eq!(Kind::from_name("ok"), None);
     }
 }

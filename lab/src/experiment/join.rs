@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use service_b::kind::ErrorKind;
+use service_b::kind::Kind;
 
 use super::load::Call;
 use super::logs::{ALine, BLine, Logs};
@@ -204,7 +204,7 @@ pub fn forbidden(a_did: ADid, timing: Timing, kind: &str) -> Option<&'static str
         None => false,
     };
     // Past B's deadline, B can only have said timeout.
-    let late_ok = said == Some(Outcome::Failed(ErrorKind::Timeout));
+    let late_ok = said == Some(Outcome::Failed(Kind::Timeout));
     let allowed = match timing {
         Timing::Late => late_ok,
         Timing::AtDeadline => late_ok || in_time,
@@ -213,7 +213,7 @@ pub fn forbidden(a_did: ADid, timing: Timing, kind: &str) -> Option<&'static str
     if allowed {
         return None;
     }
-    use ErrorKind::{BOverloaded, CircuitOpen, ConnectionRefused, Timeout, Unreachable};
+    use Kind::{BOverloaded, CircuitOpen, ConnectionRefused, Timeout, Unreachable};
     use Outcome::{Failed, Ok};
     Some(match (a_did, timing, said) {
         (_, Timing::Late, _) => "A answered after B's deadline, so B can only have said timeout",
@@ -233,8 +233,8 @@ pub fn forbidden(a_did: ADid, timing: Timing, kind: &str) -> Option<&'static str
 /// Whether B may say `said` for a call A answered in time as `a_did`
 /// (`None`: not judged, A's side is unknown).
 fn said_in_time(a_did: ADid, said: Outcome) -> Option<bool> {
-    use ErrorKind::*;
-    let failed = |kinds: &[ErrorKind]| matches!(said, Outcome::Failed(k) if kinds.contains(&k));
+    use Kind::*;
+    let failed = |kinds: &[Kind]| matches!(said, Outcome::Failed(k) if kinds.contains(&k));
     Some(match a_did {
         ADid::Answered | ADid::Delayed => said == Outcome::Ok,
         ADid::Failed => failed(&[UpstreamStatus]),

@@ -8,7 +8,7 @@
 //! is exhaustive, so a new KIND does not compile until it has a colour and a
 //! rule. Leaf module: it imports none of its siblings.
 
-use service_b::kind::ErrorKind;
+use service_b::kind::Kind;
 
 /// `ok`, a KIND, or `no_answer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -16,7 +16,7 @@ pub enum Outcome {
     /// B answered 200 with A's echo.
     Ok,
     /// B answered with a KIND: what went wrong with its call to A.
-    Failed(ErrorKind),
+    Failed(Kind),
     /// B gave no HTTP answer, or one without a KIND.
     NoAnswer,
 }
@@ -25,7 +25,7 @@ impl Outcome {
     /// Every outcome, in the contract's order: `ok`, the KINDs, `no_answer`.
     pub fn all() -> impl Iterator<Item = Outcome> {
         std::iter::once(Outcome::Ok)
-            .chain(ErrorKind::ALL.into_iter().map(Outcome::Failed))
+            .chain(Kind::ALL.into_iter().map(Outcome::Failed))
             .chain(std::iter::once(Outcome::NoAnswer))
     }
 
@@ -54,14 +54,14 @@ impl Outcome {
         match self {
             Outcome::Ok => (0x2c, 0xa0, 0x2c),
             Outcome::Failed(kind) => match kind {
-                ErrorKind::Timeout => (0xff, 0x7f, 0x0e),
-                ErrorKind::ConnectionRefused => (0xd6, 0x27, 0x28),
-                ErrorKind::ConnectionReset => (0x94, 0x67, 0xbd),
-                ErrorKind::UpstreamStatus => (0x8c, 0x56, 0x4b),
-                ErrorKind::BadResponse => (0xe3, 0x77, 0xc2),
-                ErrorKind::Unreachable => (0x7f, 0x7f, 0x7f),
-                ErrorKind::CircuitOpen => (0xbc, 0xbd, 0x22),
-                ErrorKind::BOverloaded => (0x17, 0xbe, 0xcf),
+                Kind::Timeout => (0xff, 0x7f, 0x0e),
+                Kind::ConnectionRefused => (0xd6, 0x27, 0x28),
+                Kind::ConnectionReset => (0x94, 0x67, 0xbd),
+                Kind::UpstreamStatus => (0x8c, 0x56, 0x4b),
+                Kind::BadResponse => (0xe3, 0x77, 0xc2),
+                Kind::Unreachable => (0x7f, 0x7f, 0x7f),
+                Kind::CircuitOpen => (0xbc, 0xbd, 0x22),
+                Kind::BOverloaded => (0x17, 0xbe, 0xcf),
             },
             Outcome::NoAnswer => (0, 0, 0),
         }
@@ -85,8 +85,8 @@ mod tests {
         let names = Outcome::names();
         assert_eq!(names.first(), Some(&"ok"));
         assert_eq!(names.last(), Some(&"no_answer"));
-        assert_eq!(names.len(), ErrorKind::ALL.len() + 2);
-        for kind in ErrorKind::ALL {
+        assert_eq!(names.len(), Kind::ALL.len() + 2);
+        for kind in Kind::ALL {
             assert!(names.contains(&kind.as_str()), "{kind:?}");
         }
         for o in Outcome::all() {

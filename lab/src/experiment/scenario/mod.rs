@@ -160,7 +160,7 @@ impl Experiment {
 }
 
 /// Sets `section.key`, making the section if needed.
-pub(crate) fn set(table: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
+fn set(table: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
     let entry = table
         .entry(section)
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));

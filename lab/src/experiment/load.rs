@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::outcome::Outcome;
+
 /// Every call as the load generator saw it.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -124,7 +126,7 @@ fn one(plan: &Plan, n: u64, due: Duration, t0: Instant) -> Call {
     let answer = send_and_read_to_close(plan.b, head.as_bytes(), plan.patience);
     let latency_ms = (t0.elapsed() - due).as_secs_f64() * 1000.0;
     let (status, kind, attempts, detail) = match answer {
-        Err(e) => (0, "no_answer".to_owned(), None, e),
+        Err(e) => (0, Outcome::NoAnswer.as_str().to_owned(), None, e),
         Ok((status, body)) => classify(status, &body),
     };
     Call {
@@ -147,7 +149,7 @@ fn classify(status: u16, body: &str) -> (u16, String, Option<u32>, String) {
     let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
     let field = |k: &str| json.as_ref().and_then(|j| j.get(k));
     if status == 200 && field("service_a").and_then(|a| a.get("echo")).is_some() {
-        return (status, "ok".into(), None, String::new());
+        return (status, Outcome::Ok.as_str().to_owned(), None, String::new());
     }
     match field("error").and_then(|e| e.as_str()) {
         Some(kind) => (
@@ -161,7 +163,7 @@ fn classify(status: u16, body: &str) -> (u16, String, Option<u32>, String) {
         ),
         None => (
             status,
-            "no_answer".into(),
+            Outcome::NoAnswer.as_str().to_owned(),
             None,
             format!(
                 "B answered {status} without a KIND: {}",

@@ -5,7 +5,10 @@
 //! written once, here, and read by others: the lab checks an experiment's
 //! `[fault]` keys against [`fault::FaultSettings`]'s own instead of keeping
 //! a list that nothing would tie to A's. The header names are the runtime's
-//! (`service_runtime::wire`), shared with B.
+//! (`service_runtime::wire`), shared with B. A library rather than a small
+//! vocabulary crate both would use: the keys stay beside the struct that
+//! reads them, with the tests that tie the two, and nothing else of A's is
+//! public.
 //!
 //! # Layout
 //!

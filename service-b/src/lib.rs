@@ -3,7 +3,10 @@
 //! A library with a thin `main.rs` over [`run`], so that B's vocabulary is
 //! written once, here, and read by others: the lab imports [`kind`] (the
 //! KINDs a call can end with) instead of keeping its own list of names that
-//! nothing would tie to this one. Everything else stays private to B.
+//! nothing would tie to this one. A library rather than a small vocabulary
+//! crate both would use: the lab matches on B's own [`kind::Kind`], so the
+//! compiler makes it handle a new KIND, and the KINDs stay beside the code
+//! that produces them. Everything else stays private to B.
 //!
 //! # Layout
 //!

@@ -14,14 +14,14 @@
 //! - [`server`]: the routes, served by `service-runtime`'s own HTTP loop.
 //! - [`stream`]: the Server-Sent Events stream of the live state.
 //! - [`shared`]: what those parts share; where the services' files are.
-//! - [`tee`]: the launcher's lines in, the console's own lines out.
+//! - [`tee`](mod@tee): the launcher's lines in, the console's own lines out.
 //! - [`logfmt`]: the fields of a service's log line.
 //! - [`view`]: what the page sees of the live state.
 //! - `lab/console/`: the page itself, plain HTML, CSS and JavaScript,
 //!   compiled into the binary (no CDN, no fonts, no build step).
 //!
 //! How it meets `up`: every line the launcher prints (the services' lines
-//! and its own) is also handed to [`tee`], which never blocks: a bounded
+//! and its own) is also handed to [`tee`](fn@tee), which never blocks: a bounded
 //! queue of [`QUEUE_LINES`], the newest dropped when it is full. The page's
 //! buttons send `up` the same typed commands a student types (`a stop`, ...),
 //! so the console can do nothing the terminal cannot.

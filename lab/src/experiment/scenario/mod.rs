@@ -7,7 +7,7 @@
 //!   and A's and B's config as TOML;
 //! - [`parse`]: the file's format and its checks (every mistake caught
 //!   before anything starts, with the key and what is allowed);
-//! - [`file`]: reading the file, and a "did you mean" when there is none.
+//! - [`file`](mod@file): reading the file, and a "did you mean" when there is none.
 
 pub mod file;
 pub mod parse;

@@ -74,3 +74,24 @@ pub const FAULT_INJECTED: &str = "x-fault-injected";
 /// The status logged when the client closed before its answer (nginx's 499):
 /// never sent, since nobody is there to read it.
 pub const CLIENT_CLOSED: u16 = 499;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every fault header starts with [`FAULT_PREFIX`] (B forwards headers
+    /// to A by that prefix alone: one without it would never reach A), is
+    /// lowercase as HTTP/2 and the README write it, and is listed once.
+    #[test]
+    fn fault_headers_are_forwarded_by_their_prefix() {
+        for (i, name) in FAULT_HEADERS.iter().enumerate() {
+            assert!(name.starts_with(FAULT_PREFIX), "{name}");
+            assert_eq!(*name, name.to_ascii_lowercase());
+            assert!(!FAULT_HEADERS[..i].contains(name), "{name} listed twice");
+        }
+        assert!(
+            !FAULT_HEADERS.contains(&FAULT_INJECTED),
+            "an answer's header, not a request's"
+        );
+    }
+}

@@ -7,8 +7,10 @@
 const $ = (sel) => document.querySelector(sel);
 const SVG = 'http://www.w3.org/2000/svg';
 const ROWS_SHOWN = 20;
-const FORM_FIELDS = ['delay_ms', 'jitter_ms', 'fail', 'fail_status', 'reset', 'drop', 'garbage',
-  'truncate', 'bad_body', 'body_delay_ms', 'body_bytes_per_s', 'probability'];
+// The form's keys and their defaults, as the console's server gives them
+// (GET /api/fault): the page keeps no list of A's keys of its own.
+let formFields = [];
+let formDefaults = {};
 
 // A POST with its values in the query (the console reads no bodies).
 async function post(path, params) {
@@ -31,9 +33,11 @@ function el(tag, attrs, text) {
 async function loadForm() {
   const res = await fetch('/api/fault');
   if (!res.ok) return;
-  const { file, values } = await res.json();
+  const { file, fields, values, defaults } = await res.json();
+  formFields = fields;
+  formDefaults = defaults;
   $('#fault-file').textContent = file;
-  for (const key of FORM_FIELDS) {
+  for (const key of formFields) {
     const input = $('#' + key);
     if (input.type === 'checkbox') input.checked = !!values[key];
     else input.value = values[key];
@@ -42,7 +46,7 @@ async function loadForm() {
 
 function formValues() {
   const out = {};
-  for (const key of FORM_FIELDS) {
+  for (const key of formFields) {
     const input = $('#' + key);
     out[key] = input.type === 'checkbox' ? String(input.checked) : input.value;
   }
@@ -239,10 +243,10 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#fault').addEventListener('submit', (e) => { e.preventDefault(); apply(formValues()); });
   $('#clear').addEventListener('click', () => {
     // The shipped file's defaults: every fault off.
-    for (const k of FORM_FIELDS) {
+    for (const k of formFields) {
       const input = $('#' + k);
-      if (input.type === 'checkbox') input.checked = false;
-      else input.value = { fail_status: 500, probability: 1 }[k] || 0;
+      if (input.type === 'checkbox') input.checked = !!formDefaults[k];
+      else input.value = formDefaults[k];
     }
     apply(formValues());
   });

@@ -705,10 +705,15 @@ fn browser_breaks_a_and_watches_b() {
     eprintln!("timeout seen {took:?} after the load was switched on");
     dwell(6);
 
-    // Mend A's delay, then stop A: connection_refused, and its exit status.
-    browser.fill("#delay_ms", "0");
-    browser.click("#apply");
+    // Mend A with "No faults" (every field back to the defaults the server
+    // gives), then stop A: connection_refused, and its exit status.
+    browser.click("#clear");
     lab.wait(&["A | ", "event=config_reloaded", "delay_ms=0 "]);
+    browser.until(
+        "the form at the shipped defaults",
+        FEW_SECONDS,
+        "return ['#delay_ms', '#fail_status', '#probability'].map((s) => document.querySelector(s).value).join() === '0,500,1'",
+    );
     dwell(5);
     browser.click("#a-stop");
     let (_, took) = browser.until(

@@ -1,7 +1,10 @@
 //! What went wrong with a call to A, in the contract's words: the KINDs.
 //!
 //! The vocabulary of B, imported by every module that speaks of failures and
-//! importing none of them.
+//! importing none of them. The lab reads it too (`service_b::kind`): its
+//! list of outcomes, its charts' colours and its console's chips come from
+//! [`Kind::ALL`] and [`Kind::as_str`], so a new KIND is added here
+//! and nowhere else (a test fails if `ALL` misses one).
 
 use serde::{Deserialize, Serialize};
 
@@ -95,5 +98,57 @@ impl CallError {
     pub fn not_against_a(mut self) -> Self {
         self.against_a = false;
         self
+    }
+}
+
+impl Kind {
+    /// Every KIND, in the contract's order (the order of the enum).
+    pub const ALL: [Kind; 8] = [
+        Kind::Timeout,
+        Kind::ConnectionRefused,
+        Kind::ConnectionReset,
+        Kind::UpstreamStatus,
+        Kind::BadResponse,
+        Kind::Unreachable,
+        Kind::CircuitOpen,
+        Kind::BOverloaded,
+    ];
+
+    /// The KIND named `name` (as [`as_str`](Self::as_str) writes it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ALL` holds every KIND once, in the enum's order, and each KIND's
+    /// name is the one serde writes. The enum's own list of variants is
+    /// serde's (its derive is generated from the enum, and it names them
+    /// all when refusing an unknown one), so a variant added to the enum but
+    /// not to `ALL` fails here, not in the lab.
+    #[test]
+    fn all_lists_every_kind_once() {
+        let refusal = serde_json::from_str::<Kind>("\"no such kind\"")
+            .unwrap_err()
+            .to_string();
+        let listed = refusal
+            .split_once("expected one of ")
+            .map(|(_, list)| list)
+            .unwrap_or_else(|| panic!("serde's refusal lists no variants: {refusal}"));
+        let variants: Vec<&str> = listed
+            .split(", ")
+            .map(|v| v.split('`').nth(1).unwrap_or(v))
+            .collect();
+        let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(all, variants, "Kind::ALL against the enum's variants");
+        for kind in Kind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(Kind::from_name(kind.as_str()), Some(kind));
+        }
+        assert_eq!(Kind::from_name("ok"), None);
     }
 }

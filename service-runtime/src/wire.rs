@@ -48,6 +48,24 @@ pub const FAULT_DELAY_P99_MS: &str = "x-fault-delay-p99-ms";
 /// Caller to A (through B): with a 429 or 503, `Retry-After` of so many seconds.
 pub const FAULT_RETRY_AFTER_S: &str = "x-fault-retry-after-s";
 
+/// Every per-request fault header A honours, in the order the README's
+/// table gives them. The lab checks an experiment's `headers` against this
+/// list; a test in service-a checks it against what A's parser reads.
+pub const FAULT_HEADERS: [&str; 12] = [
+    FAULT_DELAY_MS,
+    FAULT_DELAY_P50_MS,
+    FAULT_DELAY_P99_MS,
+    FAULT_STATUS,
+    FAULT_RETRY_AFTER_S,
+    FAULT_RESET,
+    FAULT_DROP,
+    FAULT_GARBAGE,
+    FAULT_TRUNCATE,
+    FAULT_BAD_BODY,
+    FAULT_BODY_DELAY_MS,
+    FAULT_BODY_BYTES_PER_S,
+];
+
 /// A to its caller: the faults that touched this answer (`delay`, `fail`,
 /// `body_delay`, ..., comma-separated), so a client tells an injected failure
 /// from a real one.
@@ -56,3 +74,24 @@ pub const FAULT_INJECTED: &str = "x-fault-injected";
 /// The status logged when the client closed before its answer (nginx's 499):
 /// never sent, since nobody is there to read it.
 pub const CLIENT_CLOSED: u16 = 499;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every fault header starts with [`FAULT_PREFIX`] (B forwards headers
+    /// to A by that prefix alone: one without it would never reach A), is
+    /// lowercase as HTTP/2 and the README write it, and is listed once.
+    #[test]
+    fn fault_headers_are_forwarded_by_their_prefix() {
+        for (i, name) in FAULT_HEADERS.iter().enumerate() {
+            assert!(name.starts_with(FAULT_PREFIX), "{name}");
+            assert_eq!(*name, name.to_ascii_lowercase());
+            assert!(!FAULT_HEADERS[..i].contains(name), "{name} listed twice");
+        }
+        assert!(
+            !FAULT_HEADERS.contains(&FAULT_INJECTED),
+            "an answer's header, not a request's"
+        );
+    }
+}

@@ -14,16 +14,20 @@
 //!   to say, in its own `event=config_error`, which the page shows: the same
 //!   lesson as a bad edit in an editor.
 //! - **A never reads a half-written file.** The new text is written to a
-//!   temporary file beside it and renamed over it, as careful editors save.
+//!   temporary file beside it and renamed over it, as careful editors save
+//!   ([`save`](super::save)).
 //! - The form's keys are the common `[fault]` keys of the shipped
-//!   `config/service-a.toml`; a test fails if one drifts from that file.
+//!   `config/service-a.toml`, each one of A's own (`FaultSettings::KEYS`),
+//!   and the page's inputs: the page's script takes them from the server,
+//!   and a test fails if one drifts from the file, from A or from the page.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use anyhow::Context as _;
 use toml_edit::{DocumentMut, Item, Table, Value};
+
+use super::save::save;
 
 /// The shipped file, whose values are the defaults (it shows each key with
 /// its default) and whose comments a newly created file gets.
@@ -245,90 +249,6 @@ pub fn write(path: &Path, changes: &[(&'static str, Value)]) -> Result<String, W
     Ok(section(&new))
 }
 
-/// Writes `new` over `path` (which held `old`) through a temporary file, as
-/// an editor does: through a symlink to its target (the link stays a link),
-/// and with the file's permissions kept (Unix modes; a private 600 file is
-/// never readable by others, not even the temporary one).
-fn save(path: &Path, old: &str, new: &str) -> anyhow::Result<()> {
-    if new == old && path.exists() {
-        return Ok(());
-    }
-    let path = &through_links(path)?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Some(dir) = dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{}.console-save", name.unwrap_or_default()));
-    let kept = std::fs::metadata(path).ok().map(|m| m.permissions());
-    let written = write_new(&tmp, new, kept.as_ref())
-        .with_context(|| format!("writing {}", tmp.display()))
-        .and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("renaming {} over {}", tmp.display(), path.display()))
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
-
-/// Links a symlinked config may pass through before it is refused: a
-/// loop of links must end in an error, not hang the console.
-const MAX_LINKS: usize = 40;
-
-/// `path`, or the file its symlinks lead to (which may not exist yet).
-fn through_links(path: &Path) -> anyhow::Result<std::path::PathBuf> {
-    let mut at = path.to_path_buf();
-    for _ in 0..MAX_LINKS {
-        match std::fs::symlink_metadata(&at) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let to = std::fs::read_link(&at)
-                    .with_context(|| format!("reading the link {}", at.display()))?;
-                at = match at.parent() {
-                    Some(dir) => dir.join(to),
-                    None => to,
-                };
-            }
-            _ => return Ok(at),
-        }
-    }
-    anyhow::bail!(
-        "{} passes through more than {MAX_LINKS} symlinks (a loop?): not written",
-        path.display()
-    )
-}
-
-/// Creates `tmp` afresh with `text`, with `kept`'s permissions from the
-/// start where the platform has modes.
-fn write_new(tmp: &Path, text: &str, kept: Option<&std::fs::Permissions>) -> std::io::Result<()> {
-    use std::io::Write as _;
-    // A temporary file left by a crash is replaced.
-    let _ = std::fs::remove_file(tmp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    if let Some(kept) = kept {
-        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-        // Never wider than the file's mode while the text is in it.
-        options.mode(kept.mode() & 0o777);
-    }
-    let mut file = options.open(tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    drop(file);
-    // The umask may have narrowed the mode at creation: set it exactly.
-    #[cfg(unix)]
-    if let Some(kept) = kept {
-        std::fs::set_permissions(tmp, kept.clone())?;
-    }
-    // Elsewhere the only permission is read-only, which would stop the
-    // rename over the file: nothing is copied.
-    #[cfg(not(unix))]
-    let _ = kept;
-    Ok(())
-}
-
 /// The `[fault]` section's text, comments and all, as the page shows it.
 fn section(text: &str) -> String {
     let start = if text.starts_with("[fault]") {
@@ -371,7 +291,31 @@ mod tests {
                 Type::Share => v.as_float().is_some(),
             };
             assert!(ok, "fault.{key} is {v} in the shipped file, not a {ty:?}");
+            assert!(
+                service_a::fault::FaultSettings::KEYS.contains(key),
+                "fault.{key} is not one of A's [fault] keys"
+            );
         }
+    }
+
+    /// The page's form has one input per field, named as the field, in
+    /// [`FIELDS`] order: the page and the server speak of the same keys.
+    #[test]
+    fn fields_are_the_pages_inputs() {
+        let page = include_str!("../../console/index.html");
+        let form = page
+            .split_once("<form id=\"fault\">")
+            .and_then(|(_, rest)| rest.split_once("</form>"))
+            .map(|(form, _)| form)
+            .expect("index.html has <form id=\"fault\">");
+        let inputs: Vec<&str> = form
+            .split("<input ")
+            .skip(1)
+            .filter_map(|input| input.split_once("name=\"")?.1.split_once('"'))
+            .map(|(name, _)| name)
+            .collect();
+        let fields: Vec<&str> = FIELDS.iter().map(|(key, _)| *key).collect();
+        assert_eq!(inputs, fields, "the inputs of index.html's fault form");
     }
 
     /// Only the changed value changes: every comment, the other sections,

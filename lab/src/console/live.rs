@@ -12,13 +12,15 @@
 //!   [`WINDOW_S`] seconds, at most [`SAMPLES_PER_SECOND`] latencies kept per
 //!   second, [`ROWS`] recent calls, [`A_RECENT`] of A's lines waiting for B's,
 //!   and a few recent events; a line longer than [`MAX_LINE`] is cut before it
-//!   is read. A line that is not logfmt (or JSON) is ignored, never an error.
+//!   is read ([`logfmt`](super::logfmt)). A line that is not logfmt (or JSON) is ignored, never an error.
 //! - **Pure.** Time comes in as an argument (seconds since the console
 //!   started), so the tests drive it without a clock.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::Serialize;
+use super::fault::is_default;
+use super::logfmt::{cut, fields, MAX_LINE};
+use super::view::{Event, Life, Row, SecondOut, Snapshot};
 
 /// Seconds of history the charts show: the last minute.
 pub const WINDOW_S: u64 = 60;
@@ -33,55 +35,12 @@ pub const ROWS: usize = 20;
 pub const A_RECENT: usize = 512;
 /// Recent events kept per list (A's config events, the launcher's lines).
 pub const EVENTS: usize = 12;
-/// A line longer than this is cut before parsing: the services' lines are a
-/// few hundred bytes; a runaway one must not cost the console more.
-pub const MAX_LINE: usize = 16 * 1024;
-
 /// One second of B's calls.
 #[derive(Debug, Clone, Default)]
 struct Second {
     t: u64,
     counts: BTreeMap<String, u32>,
     latencies: Vec<u32>,
-}
-
-/// One of B's calls, with A's line for the same trace when it came.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Row {
-    /// Seconds since the console started, when B's line came.
-    pub t: u64,
-    /// The line's own timestamp (`HH:MM:SS.mmm`).
-    pub clock: String,
-    /// `ok`, B's KIND, or B's status word for a call B did not finish.
-    pub kind: String,
-    pub http_status: Option<u16>,
-    pub latency_ms: Option<u32>,
-    pub detail: String,
-    pub trace_id: String,
-    pub b_line: String,
-    pub a_line: Option<String>,
-}
-
-/// A's (or the launcher's) event, as shown in the event lists.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Event {
-    pub t: u64,
-    /// `config_reloaded`, `config_error`, `config_restart_needed`; `lab`.
-    pub event: String,
-    pub text: String,
-}
-
-/// What the console knows of one service's life.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
-pub struct Life {
-    /// `running`, `stopping`, `stopped`, or `unknown` before its first line.
-    pub state: String,
-    /// From its start line.
-    pub url: Option<String>,
-    /// From its start line: the config file it reads.
-    pub config: Option<String>,
-    /// The launcher's words for its last exit, e.g. `exit status: 0`.
-    pub last_exit: Option<String>,
 }
 
 /// Everything the page shows, built line by line.
@@ -115,103 +74,6 @@ impl Default for Live {
             version: 0,
         }
     }
-}
-
-/// The fields of one log line, logfmt or JSON; `None` if it is neither.
-/// The first bare word of a logfmt line (its timestamp) is `ts`.
-pub fn fields(line: &str) -> Option<BTreeMap<String, String>> {
-    let line = cut(line, MAX_LINE).trim();
-    if line.starts_with('{') {
-        let json: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).ok()?;
-        return Some(
-            json.into_iter()
-                .map(|(k, v)| match v {
-                    serde_json::Value::String(s) => (k, s),
-                    other => (k, other.to_string()),
-                })
-                .collect(),
-        );
-    }
-    let mut out = BTreeMap::new();
-    let mut rest = line;
-    let mut first = true;
-    while !rest.is_empty() {
-        rest = rest.trim_start();
-        let key_end = rest.find(|c: char| c == '=' || c.is_whitespace());
-        let Some(eq) = key_end.filter(|&i| rest[i..].starts_with('=')) else {
-            // A bare word: the timestamp first, anything else skipped.
-            let end = key_end.unwrap_or(rest.len());
-            if first {
-                out.insert("ts".to_owned(), rest[..end].to_owned());
-            }
-            rest = &rest[end..];
-            first = false;
-            continue;
-        };
-        first = false;
-        let key = &rest[..eq];
-        let after = &rest[eq + 1..];
-        let (value, used) = if let Some(quoted) = after.strip_prefix('"') {
-            unquote(quoted)?
-        } else {
-            let end = after.find(char::is_whitespace).unwrap_or(after.len());
-            (after[..end].to_owned(), end)
-        };
-        let skip = if after.starts_with('"') {
-            used + 1
-        } else {
-            used
-        };
-        out.insert(key.to_owned(), value);
-        rest = &after[skip..];
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-/// A quoted logfmt value (after its opening quote): the value and how many
-/// bytes it used, closing quote included. The escapes are those of
-/// `service_runtime::log::escape`.
-fn unquote(s: &str) -> Option<(String, usize)> {
-    let mut out = String::new();
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Some((out, i + 1)),
-            '\\' => match chars.next()?.1 {
-                'n' => out.push('\n'),
-                'r' => out.push('\r'),
-                't' => out.push('\t'),
-                'u' => {
-                    // \u{hex}
-                    let mut hex = String::new();
-                    for (_, h) in chars.by_ref() {
-                        match h {
-                            '{' => {}
-                            '}' => break,
-                            h => hex.push(h),
-                        }
-                    }
-                    let c = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
-                    out.push(c.unwrap_or('\u{fffd}'));
-                }
-                other => out.push(other),
-            },
-            c => out.push(c),
-        }
-    }
-    None
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Pushes `item`, dropping the oldest beyond `cap`.
@@ -468,7 +330,7 @@ fn config_text(event: &str, f: &BTreeMap<String, String>) -> String {
             let on: Vec<String> = f
                 .iter()
                 .filter(|(k, _)| !matches!(k.as_str(), "ts" | "service" | "event" | "file"))
-                .filter(|(k, v)| !super::fault::is_default(k, v))
+                .filter(|(k, v)| !is_default(k, v))
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             if on.is_empty() {
@@ -480,28 +342,6 @@ fn config_text(event: &str, f: &BTreeMap<String, String>) -> String {
     }
 }
 
-/// One second as the page draws it.
-#[derive(Debug, Serialize)]
-pub struct SecondOut {
-    /// Seconds since the console started (negative: before it).
-    pub t: i64,
-    pub counts: BTreeMap<String, u32>,
-    pub p50: Option<u32>,
-    pub p99: Option<u32>,
-}
-
-/// The page's whole picture at one moment.
-#[derive(Debug, Serialize)]
-pub struct Snapshot<'a> {
-    pub now: u64,
-    pub seconds: Vec<SecondOut>,
-    pub rows: Vec<&'a Row>,
-    pub a_config: Vec<&'a Event>,
-    pub lab: Vec<&'a Event>,
-    pub a: &'a Life,
-    pub b: &'a Life,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,25 +350,6 @@ mod tests {
     const A_OK: &str = "2026-12-02T03:00:01.249Z service=A endpoint=/echo status=ok http_status=200 latency_ms=0 trace_id=aaa";
     const B_TIMEOUT: &str = r#"2026-12-02T03:00:02.001Z service=B endpoint=/call-echo status=error http_status=504 error=timeout detail="A sent no answer within 1000 ms (\"slow\")" latency_ms=1001 trace_id=bbb"#;
     const A_LATE: &str = "2026-12-02T03:00:02.300Z service=A endpoint=/echo status=client_closed http_status=499 fault=delay latency_ms=1300 trace_id=bbb";
-
-    /// logfmt values come back exactly as the services wrote them: bare,
-    /// quoted with escapes, the timestamp as `ts`; JSON lines too.
-    #[test]
-    fn reads_logfmt_and_json_lines() {
-        let f = fields(B_TIMEOUT).unwrap();
-        assert_eq!(f["ts"], "2026-12-02T03:00:02.001Z");
-        assert_eq!(f["error"], "timeout");
-        assert_eq!(f["detail"], r#"A sent no answer within 1000 ms ("slow")"#);
-        assert_eq!(f["trace_id"], "bbb");
-        let f = fields(r#"ts service=A detail="a\\b\n\u{202e}" x=1"#).unwrap();
-        assert_eq!(f["detail"], "a\\b\n\u{202e}");
-        assert_eq!(f["x"], "1");
-        let f = fields(r#"{"ts":"t","service":"B","latency_ms":7}"#).unwrap();
-        assert_eq!(f["latency_ms"], "7");
-        assert!(fields("").is_none());
-        // An unterminated quote is not a line to read, and no panic.
-        assert!(fields(r#"ts detail="never closed"#).is_none());
-    }
 
     /// B's calls are counted by KIND in their second, with A's line joined
     /// by trace id whichever of the two came first.

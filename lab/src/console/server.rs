@@ -10,41 +10,32 @@
 //! | route | what |
 //! | --- | --- |
 //! | `GET /`, `/console.css`, `/console.js` | the page |
-//! | `GET /api/events` | Server-Sent Events: the live state, at most every [`TICK`] |
-//! | `GET /api/fault` | the form's values, from A's file |
+//! | `GET /api/events` | Server-Sent Events: the live state ([`stream`](super::stream)) |
+//! | `GET /api/fault` | the form's keys, their values in A's file, their defaults |
 //! | `POST /api/fault?KEY=VALUE...` | writes them into A's file |
 //! | `POST /api/service?name=a&action=stop` | types `a stop` into `cargo lab up` |
 //! | `POST /api/call` | one call to B; its answer and both log lines |
 //! | `POST /api/load?rate=N` | the steady load at N calls a second (0: off) |
 
-use std::io;
-use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use http_types::{Body, Method, Request, Response, StatusCode};
+use http_types::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use service_runtime::connection::Context;
 use service_runtime::http::{ApiError, Reply};
 use service_runtime::server::{self, Limits};
-use smol::io::AsyncRead;
 use smol::Timer;
-use std::future::Future as _;
 
+use super::shared::Shared;
+use super::stream::events;
+use super::tee::say;
 use super::token::{Asked, Grant};
-use super::{fault, say, traffic, Shared};
-use crate::experiment::scenario::OUTCOMES;
+use super::{fault, traffic};
 
 const PAGE: &str = include_str!("../../console/index.html");
 const CSS: &str = include_str!("../../console/console.css");
 const JS: &str = include_str!("../../console/console.js");
-
-/// How often the event stream looks for news: the live view is at most this
-/// late. A snapshot goes out when something changed, and at least every
-/// second (the charts' window moves on).
-pub const TICK: Duration = Duration::from_millis(250);
 
 /// Connections at once. The page needs a few (a tab's event stream and up
 /// to six requests, a browser's own limit per host); the rest is room, so
@@ -55,11 +46,6 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// launcher's soft limit to cover them, as the services do (macOS's default
 /// `ulimit -n` is 256).
 pub const MAX_CONNECTIONS: usize = 256;
-
-/// Event streams at once: one per open tab. Past it a new stream is
-/// answered 503 (the open ones, the page's user's among them, keep running)
-/// and the refusal is said once until a stream closes.
-pub const MAX_STREAMS: usize = 8;
 
 /// The longest wait on a client (a head, a stalled read of our answer). A
 /// browser on loopback sends a head at once; a socket that sends nothing
@@ -212,7 +198,9 @@ async fn route(
             let text = std::fs::read_to_string(&file).ok();
             Ok(ok(&json!({
                 "file": file.display().to_string(),
+                "fields": fault::FIELDS.iter().map(|(key, _)| key).collect::<Vec<_>>(),
                 "values": fault::current(text.as_deref()),
+                "defaults": fault::current(None),
             })))
         }
         "/api/fault" if posts => {
@@ -309,133 +297,4 @@ async fn one_call(shared: &Arc<Shared>) -> Result<Reply, ApiError> {
         "b_line": row.as_ref().map(|r| r.b_line.clone()),
         "a_line": row.and_then(|r| r.a_line),
     })))
-}
-
-/// The KINDs in the experiment's order and colours.
-fn kinds() -> serde_json::Value {
-    OUTCOMES
-        .iter()
-        .map(|k| {
-            let c = crate::experiment::charts::colour(k);
-            json!({ "name": k, "colour": format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2) })
-        })
-        .collect()
-}
-
-/// `text/event-stream` of the live state, or a 503 (and the connection
-/// closed) when [`MAX_STREAMS`] are open.
-fn events(shared: Arc<Shared>) -> Reply {
-    let taken = shared
-        .streams
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < MAX_STREAMS).then_some(n + 1)
-        });
-    if taken.is_err() {
-        // Said once per episode: a flood of streams is one line, not a flood.
-        if !shared.streams_refusing.swap(true, Ordering::AcqRel) {
-            say(&format!(
-                "refused an event stream: {MAX_STREAMS} are open, the most the console \
-                 serves; close a tab (further refusals are not said until one closes)"
-            ));
-        }
-        let mut res = error(
-            StatusCode::ServiceUnavailable,
-            &format!(
-                "{MAX_STREAMS} event streams are open, the most the console serves: close a tab"
-            ),
-        );
-        // Closed at once: a flood of refused streams must not hold slots
-        // for the head timeout.
-        res.insert_header("connection", "close");
-        return Reply::Send(res);
-    }
-    let stream = Events {
-        _slot: StreamSlot(shared.clone()),
-        shared,
-        timer: Timer::after(Duration::ZERO),
-        buf: Vec::new(),
-        pos: 0,
-        sent_version: u64::MAX,
-        sent_at: None,
-    };
-    let mut res = Response::new(StatusCode::Ok);
-    res.set_body(Body::from_reader(smol::io::BufReader::new(stream), None));
-    res.insert_header("content-type", "text/event-stream");
-    Reply::Stream(res)
-}
-
-/// One of the [`MAX_STREAMS`], given back when the stream's body is dropped
-/// (the browser left, or the connection was cut).
-struct StreamSlot(Arc<Shared>);
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        self.0.streams.fetch_sub(1, Ordering::AcqRel);
-        self.0.streams_refusing.store(false, Ordering::Release);
-    }
-}
-
-/// The event stream's body: a snapshot when the state changed (or a second
-/// passed), checked every [`TICK`]. Endless; the loop ends it when the
-/// browser leaves.
-struct Events {
-    /// Held for the stream's life, given back on drop.
-    _slot: StreamSlot,
-    shared: Arc<Shared>,
-    timer: Timer,
-    buf: Vec<u8>,
-    pos: usize,
-    sent_version: u64,
-    sent_at: Option<Instant>,
-}
-
-impl Events {
-    /// The next event, if there is news.
-    fn news(&mut self) -> Option<Vec<u8>> {
-        let now = self.shared.now_s();
-        let live = self.shared.live();
-        let stale = self
-            .sent_at
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-        if live.version() == self.sent_version && !stale {
-            return None;
-        }
-        self.sent_version = live.version();
-        self.sent_at = Some(Instant::now());
-        let snapshot = json!({
-            "live": live.snapshot(now),
-            "deadline_ms": self.shared.deadline_ms.load(Ordering::Relaxed),
-            "rate": self.shared.steady.rate(),
-            "load_skipped": self.shared.steady.skipped(),
-            "kinds": kinds(),
-        });
-        drop(live);
-        Some(format!("data: {snapshot}\n\n").into_bytes())
-    }
-}
-
-impl AsyncRead for Events {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        out: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            if self.pos < self.buf.len() {
-                let n = out.len().min(self.buf.len() - self.pos);
-                let from = self.pos;
-                out[..n].copy_from_slice(&self.buf[from..from + n]);
-                self.pos += n;
-                return Poll::Ready(Ok(n));
-            }
-            if Pin::new(&mut self.timer).poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            self.timer.set_after(TICK);
-            if let Some(event) = self.news() {
-                self.buf = event;
-                self.pos = 0;
-            }
-        }
-    }
 }

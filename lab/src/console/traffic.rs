@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::experiment::load::{self, Call, Plan};
+use crate::experiment::outcome::Outcome;
 
 /// The fastest steady load the switch offers: enough to fill the charts,
 /// little enough for a laptop running both services and a browser.
@@ -124,7 +125,7 @@ impl Steady {
                         let (alive, no_answer) = (alive.clone(), no_answer.clone());
                         std::thread::spawn(move || {
                             for call in load::run(&plan(b, rate), t0) {
-                                if call.kind == "no_answer" {
+                                if call.kind == Outcome::NoAnswer.as_str() {
                                     no_answer(&call);
                                 }
                             }

@@ -26,8 +26,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::load::Call;
-use super::report::{histogram, kinds_seen, quantile_ms};
+use super::outcome::colour_of;
 use super::scenario::Experiment;
+use super::stats::{histogram, kinds_seen, quantile_ms};
 
 /// Width of a time bucket, in seconds.
 const BUCKET_S: f64 = 0.25;
@@ -47,21 +48,11 @@ const RED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 const P50: RGBColor = RGBColor(0x1f, 0x3b, 0x8c);
 const P99: RGBColor = RGBColor(0xff, 0xa5, 0x4d);
 
-/// One fixed colour per outcome, so pictures of different runs compare
-/// (and the console's live view matches them).
-pub(crate) fn colour(kind: &str) -> RGBColor {
-    match kind {
-        "ok" => RGBColor(0x2c, 0xa0, 0x2c),
-        "timeout" => RGBColor(0xff, 0x7f, 0x0e),
-        "connection_refused" => RGBColor(0xd6, 0x27, 0x28),
-        "connection_reset" => RGBColor(0x94, 0x67, 0xbd),
-        "upstream_status" => RGBColor(0x8c, 0x56, 0x4b),
-        "bad_response" => RGBColor(0xe3, 0x77, 0xc2),
-        "unreachable" => RGBColor(0x7f, 0x7f, 0x7f),
-        "circuit_open" => RGBColor(0xbc, 0xbd, 0x22),
-        "b_overloaded" => RGBColor(0x17, 0xbe, 0xcf),
-        _ => RGBColor(0, 0, 0),
-    }
+/// The outcome's fixed colour ([`Outcome::colour`](super::outcome::Outcome::colour)),
+/// so pictures of different runs compare and the console's live view matches them.
+fn colour(kind: &str) -> RGBColor {
+    let (r, g, b) = colour_of(kind);
+    RGBColor(r, g, b)
 }
 
 /// Makes the embedded font plotters' "sans-serif" (once per process).
@@ -401,7 +392,8 @@ fn latency<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::scenario::{parse, Scale};
+    use crate::experiment::scenario::parse::parse;
+    use crate::experiment::scenario::Scale;
 
     const SCENARIO: &str = r#"
 title = "chart test"

@@ -6,116 +6,18 @@
 //! while A was failing them, or where B blamed A for a call A never saw, is
 //! caught here rather than believed. The join is pure (lines in, rows out)
 //! so that a unit test can feed it logs that contradict each other.
+//!
+//! What B may say for what A did is an exhaustive match over the outcomes
+//! ([`Outcome`], B's own KINDs): a new KIND does not compile until this
+//! file says whether B may report it for a call A never saw.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::SystemTime;
 
-use service_procs::field;
+use service_b::kind::Kind;
 
 use super::load::Call;
-
-/// A's line for one `/echo` request.
-#[derive(Debug, Clone)]
-pub struct ALine {
-    pub trace_id: String,
-    pub status: String,
-    pub http_status: u16,
-    pub fault: Option<String>,
-    pub latency_ms: f64,
-    /// When A wrote it, ms from the start of the run.
-    pub end_ms: f64,
-}
-
-/// B's line for one `/call-echo`.
-#[derive(Debug, Clone)]
-pub struct BLine {
-    pub trace_id: String,
-    pub attempts: Option<u32>,
-    pub latency_ms: f64,
-    pub end_ms: f64,
-}
-
-/// A change of B's breaker (`event=circuit`).
-#[derive(Debug, Clone)]
-pub struct Circuit {
-    pub at_ms: f64,
-    pub state: String,
-}
-
-/// Both services' logs, parsed.
-#[derive(Debug, Default)]
-pub struct Logs {
-    pub a: Vec<ALine>,
-    pub b: Vec<BLine>,
-    pub circuit: Vec<Circuit>,
-    /// A's `event=config_reloaded` and `event=config_error` lines: (ms, line).
-    pub a_config: Vec<(f64, String)>,
-}
-
-/// ms from `wall0` to the timestamp that starts a logfmt line.
-fn at_ms(line: &str, wall0: SystemTime) -> Option<f64> {
-    let ts = humantime::parse_rfc3339(line.split(' ').next()?).ok()?;
-    Some(match ts.duration_since(wall0) {
-        Ok(d) => d.as_secs_f64() * 1000.0,
-        Err(e) => -e.duration().as_secs_f64() * 1000.0,
-    })
-}
-
-fn num<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
-    field(line, key)?.parse().ok()
-}
-
-/// Parses A's and B's stdout lines; lines of other kinds are skipped.
-pub fn parse_logs(a: &[String], b: &[String], wall0: SystemTime) -> Logs {
-    let mut logs = Logs::default();
-    for line in a {
-        let Some(at) = at_ms(line, wall0) else {
-            continue;
-        };
-        if line.contains(" event=config_reloaded") || line.contains(" event=config_error") {
-            logs.a_config.push((at, line.clone()));
-        }
-        if field(line, "endpoint").as_deref() != Some("/echo") {
-            continue;
-        }
-        let (Some(trace_id), Some(status)) = (field(line, "trace_id"), field(line, "status"))
-        else {
-            continue;
-        };
-        logs.a.push(ALine {
-            trace_id,
-            status,
-            http_status: num(line, "http_status").unwrap_or(0),
-            fault: field(line, "fault"),
-            latency_ms: num(line, "latency_ms").unwrap_or(0.0),
-            end_ms: at,
-        });
-    }
-    for line in b {
-        let Some(at) = at_ms(line, wall0) else {
-            continue;
-        };
-        if field(line, "event").as_deref() == Some("circuit") {
-            if let Some(state) = field(line, "state") {
-                logs.circuit.push(Circuit { at_ms: at, state });
-            }
-            continue;
-        }
-        if field(line, "endpoint").as_deref() != Some("/call-echo") {
-            continue;
-        }
-        let Some(trace_id) = field(line, "trace_id") else {
-            continue;
-        };
-        logs.b.push(BLine {
-            trace_id,
-            attempts: num(line, "attempts"),
-            latency_ms: num(line, "latency_ms").unwrap_or(0.0),
-            end_ms: at,
-        });
-    }
-    logs
-}
+use super::logs::{ALine, BLine, Logs};
+use super::outcome::Outcome;
 
 /// What A did with (the last attempt of) a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -289,51 +191,68 @@ pub fn join(calls: &[Call], logs: &Logs, kills_ms: &[f64], timeout_ms: u64) -> V
 }
 
 /// Why B's `kind` contradicts what A did, or `None` if the contract allows it.
+/// A name the lab does not know (a B of another build) is never allowed.
 pub fn forbidden(a_did: ADid, timing: Timing, kind: &str) -> Option<&'static str> {
+    let said = Outcome::from_name(kind);
     // B's own failure to answer the load generator says nothing about A.
-    if kind == "no_answer" {
+    if said == Some(Outcome::NoAnswer) {
         return None;
     }
-    // Past B's deadline, B can only have said timeout.
-    let late_ok = kind == "timeout";
-    let in_time: &[&str] = match a_did {
-        ADid::Answered | ADid::Delayed => &["ok"],
-        ADid::Failed => &["upstream_status"],
-        ADid::BadBody | ADid::Garbage => &["bad_response"],
-        ADid::Dropped | ADid::Reset | ADid::Truncated => &["connection_reset"],
-        ADid::Stalled => &["ok", "timeout", "connection_reset"],
-        ADid::Abandoned | ADid::ClientClosed => &["timeout"],
-        ADid::Aborted => &["timeout", "connection_reset"],
-        ADid::NeverReached => &[
-            "timeout",
-            "connection_refused",
-            "connection_reset",
-            "unreachable",
-            "circuit_open",
-            "b_overloaded",
-        ],
-        ADid::LostAtKill | ADid::Other => return None,
+    let in_time = match said {
+        Some(said) => said_in_time(a_did, said)?,
+        None if matches!(a_did, ADid::LostAtKill | ADid::Other) => return None,
+        None => false,
     };
+    // Past B's deadline, B can only have said timeout.
+    let late_ok = said == Some(Outcome::Failed(Kind::Timeout));
     let allowed = match timing {
         Timing::Late => late_ok,
-        Timing::AtDeadline => late_ok || in_time.contains(&kind),
-        Timing::InTime | Timing::Unjudged => in_time.contains(&kind),
+        Timing::AtDeadline => late_ok || in_time,
+        Timing::InTime | Timing::Unjudged => in_time,
     };
     if allowed {
         return None;
     }
-    Some(match (a_did, timing, kind) {
+    use Kind::{BOverloaded, CircuitOpen, ConnectionRefused, Timeout, Unreachable};
+    use Outcome::{Failed, Ok};
+    Some(match (a_did, timing, said) {
         (_, Timing::Late, _) => "A answered after B's deadline, so B can only have said timeout",
-        (ADid::NeverReached, _, "ok") => "B says A echoed, but A never saw the call",
+        (ADid::NeverReached, _, Some(Ok)) => "B says A echoed, but A never saw the call",
         (ADid::NeverReached, _, _) => "B blames an answer of A's, but A never saw the call",
-        (_, _, "timeout") => "A finished in time, but B said timeout",
-        (_, _, "circuit_open") => "B says it did not call A, but A saw the call",
-        (_, _, "connection_refused" | "unreachable" | "b_overloaded") => {
+        (_, _, Some(Failed(Timeout))) => "A finished in time, but B said timeout",
+        (_, _, Some(Failed(CircuitOpen))) => "B says it did not call A, but A saw the call",
+        (_, _, Some(Failed(ConnectionRefused | Unreachable | BOverloaded))) => {
             "B says it could not reach A, but A saw the call"
         }
         (ADid::Answered | ADid::Delayed, _, _) => "A answered in time, but B reported a failure",
-        (_, _, "ok") => "A failed the call, but B said ok",
+        (_, _, Some(Ok)) => "A failed the call, but B said ok",
         _ => "B's KIND does not match what A did",
+    })
+}
+
+/// Whether B may say `said` for a call A answered in time as `a_did`
+/// (`None`: not judged, A's side is unknown).
+fn said_in_time(a_did: ADid, said: Outcome) -> Option<bool> {
+    use Kind::*;
+    let failed = |kinds: &[Kind]| matches!(said, Outcome::Failed(k) if kinds.contains(&k));
+    Some(match a_did {
+        ADid::Answered | ADid::Delayed => said == Outcome::Ok,
+        ADid::Failed => failed(&[UpstreamStatus]),
+        ADid::BadBody | ADid::Garbage => failed(&[BadResponse]),
+        ADid::Dropped | ADid::Reset | ADid::Truncated => failed(&[ConnectionReset]),
+        ADid::Stalled => said == Outcome::Ok || failed(&[Timeout, ConnectionReset]),
+        ADid::Abandoned | ADid::ClientClosed => failed(&[Timeout]),
+        ADid::Aborted => failed(&[Timeout, ConnectionReset]),
+        // Every KIND decided here: which can B say without A seeing the call?
+        ADid::NeverReached => match said {
+            Outcome::Ok | Outcome::NoAnswer => false,
+            Outcome::Failed(kind) => match kind {
+                Timeout | ConnectionRefused | ConnectionReset | Unreachable | CircuitOpen
+                | BOverloaded => true,
+                UpstreamStatus | BadResponse => false,
+            },
+        },
+        ADid::LostAtKill | ADid::Other => return None,
     })
 }
 
@@ -378,7 +297,8 @@ impl Matrix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use crate::experiment::logs::parse_logs;
+    use std::time::{Duration, SystemTime};
 
     fn call(n: u64, kind: &str, sent_ms: f64, latency_ms: f64) -> Call {
         Call {

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::outcome::Outcome;
+
 /// Every call as the load generator saw it.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -121,10 +123,10 @@ fn one(plan: &Plan, n: u64, due: Duration, t0: Instant) -> Call {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    let answer = exchange(plan.b, head.as_bytes(), plan.patience);
+    let answer = send_and_read_to_close(plan.b, head.as_bytes(), plan.patience);
     let latency_ms = (t0.elapsed() - due).as_secs_f64() * 1000.0;
     let (status, kind, attempts, detail) = match answer {
-        Err(e) => (0, "no_answer".to_owned(), None, e),
+        Err(e) => (0, Outcome::NoAnswer.as_str().to_owned(), None, e),
         Ok((status, body)) => classify(status, &body),
     };
     Call {
@@ -147,7 +149,7 @@ fn classify(status: u16, body: &str) -> (u16, String, Option<u32>, String) {
     let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
     let field = |k: &str| json.as_ref().and_then(|j| j.get(k));
     if status == 200 && field("service_a").and_then(|a| a.get("echo")).is_some() {
-        return (status, "ok".into(), None, String::new());
+        return (status, Outcome::Ok.as_str().to_owned(), None, String::new());
     }
     match field("error").and_then(|e| e.as_str()) {
         Some(kind) => (
@@ -161,7 +163,7 @@ fn classify(status: u16, body: &str) -> (u16, String, Option<u32>, String) {
         ),
         None => (
             status,
-            "no_answer".into(),
+            Outcome::NoAnswer.as_str().to_owned(),
             None,
             format!(
                 "B answered {status} without a KIND: {}",
@@ -171,8 +173,18 @@ fn classify(status: u16, body: &str) -> (u16, String, Option<u32>, String) {
     }
 }
 
-/// One request on a fresh connection: the status and body, or why not.
-fn exchange(b: SocketAddr, head: &[u8], patience: Duration) -> Result<(u16, String), String> {
+/// The most header fields read in B's answer: B sends a handful; more is
+/// not B, and the answer is refused rather than read on.
+const MAX_HEADERS: usize = 32;
+
+/// Sends one request on a fresh connection and reads the answer to its end
+/// (the request says `Connection: close`), all within `patience`: the
+/// status and body, or why not.
+fn send_and_read_to_close(
+    b: SocketAddr,
+    head: &[u8],
+    patience: Duration,
+) -> Result<(u16, String), String> {
     let mut stream =
         TcpStream::connect_timeout(&b, patience).map_err(|e| format!("connect to B: {e}"))?;
     let deadline = Instant::now() + patience;
@@ -201,16 +213,25 @@ fn exchange(b: SocketAddr, head: &[u8], patience: Duration) -> Result<(u16, Stri
             Err(e) => return Err(format!("read from B: {e}")),
         }
     }
-    let text = String::from_utf8_lossy(&bytes);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| "B closed before a complete head".to_owned())?;
+    read_answer(&bytes)
+}
+
+/// B's whole answer read: its status and body, or why it is not one.
+fn read_answer(bytes: &[u8]) -> Result<(u16, String), String> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Response::new(&mut headers);
+    let body_at = match head.parse(bytes) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Err("B closed before a complete head".to_owned()),
+        Err(e) => return Err(format!("B's answer is not HTTP: {e}")),
+    };
     let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| "B's status line is not HTTP".to_owned())?;
-    Ok((status, body.to_owned()))
+        .code
+        .ok_or_else(|| "B's answer has no status".to_owned())?;
+    Ok((
+        status,
+        String::from_utf8_lossy(&bytes[body_at..]).into_owned(),
+    ))
 }
 
 /// One probe of B's `/health`.
@@ -236,7 +257,8 @@ pub fn probe_health(
     let head = format!("GET /health HTTP/1.1\r\nHost: {b}\r\nConnection: close\r\n\r\n");
     while !stop.load(Ordering::Relaxed) && t0.elapsed() < limit {
         let at = t0.elapsed();
-        let status = exchange(b, head.as_bytes(), Duration::from_secs(5)).map_or(0, |(s, _)| s);
+        let status = send_and_read_to_close(b, head.as_bytes(), Duration::from_secs(5))
+            .map_or(0, |(s, _)| s);
         probes.push(Probe {
             at_ms: at.as_secs_f64() * 1000.0,
             status,
@@ -262,5 +284,20 @@ mod tests {
         );
         assert_eq!((err.1.as_str(), err.2), ("timeout", Some(2)));
         assert_eq!(classify(414, "{}").1, "no_answer");
+    }
+
+    /// An answer is read by HTTP's grammar: the status of a real status
+    /// line, whatever its reason phrase; bytes that only look like one in
+    /// places, or a head cut short, are refused with why.
+    #[test]
+    fn reads_answers_by_the_grammar() {
+        let ok = read_answer(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\n{}");
+        assert_eq!(ok, Ok((503, "{}".to_owned())));
+        let bare = read_answer(b"HTTP/1.1 200\r\n\r\n");
+        assert_eq!(bare, Ok((200, String::new())));
+        let garbage = read_answer(b"SSH-2.0 200 OpenSSH\r\n\r\n").unwrap_err();
+        assert!(garbage.contains("not HTTP"), "{garbage}");
+        let cut = read_answer(b"HTTP/1.1 200 OK\r\ncontent-le").unwrap_err();
+        assert!(cut.contains("before a complete head"), "{cut}");
     }
 }

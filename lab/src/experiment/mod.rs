@@ -3,14 +3,19 @@
 //!
 //! # Layout
 //!
-//! The four steps are four modules, so each can be read (and tested) alone:
+//! The steps are modules, so each can be read (and tested) alone:
 //!
 //! - [`scenario`]: the TOML file, parsed and checked before anything starts.
 //! - [`load`]: the open-loop calls to B, and the probe of B's `/health`.
-//! - [`join`]: A's and B's log lines joined to the calls by trace id; the
-//!   matrix of what A did against what B said.
+//! - [`logs`]: A's and B's log lines, read.
+//! - [`join`]: those lines joined to the calls by trace id; the matrix of
+//!   what A did against what B said.
+//! - [`record`]: what a run produced, as the steps after it read it.
+//! - [`stats`]: the numbers per phase; [`verdict`]: the expectations met or not.
 //! - [`report`] and [`charts`]: `report.md`, `calls.csv`, and the
 //!   `timeline` and `latency` charts, each as SVG and PNG.
+//! - [`outcome`]: `ok`, B's KINDs (read from `service_b`) and `no_answer`,
+//!   with their colours: the vocabulary every step above speaks.
 //!
 //! This file only sequences them: start A and B, run the load while it drives
 //! the phases (A's TOML rewritten as a student would, A stopped and started),
@@ -19,8 +24,13 @@
 pub mod charts;
 pub mod join;
 pub mod load;
+pub mod logs;
+pub mod outcome;
+pub mod record;
 pub mod report;
 pub mod scenario;
+pub mod stats;
+pub mod verdict;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context as _};
 
 use crate::procs::{Launch, Service, Stop, PATIENCE};
-use report::Event;
+use record::Event;
 use scenario::{Action, Experiment, Scale};
 
 /// What the command line asked for.
@@ -48,7 +58,7 @@ const PROBE_EVERY: Duration = Duration::from_millis(100);
 
 /// Runs the experiment; returns whether every expectation was met.
 pub fn run(opts: &Options) -> anyhow::Result<bool> {
-    let mut e = scenario::load(&opts.file, opts.scale)?;
+    let mut e = scenario::file::load(&opts.file, opts.scale)?;
     let (bin_dir, build) = binaries()?;
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let stem = opts
@@ -77,11 +87,11 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
             Some(server)
         }
     };
-    let a = Launch::new(&a_bin, &e.a_toml(0, &fault))
+    let a = Launch::new(&a_bin, &e.a_toml(0, &fault)?)
         .start()
         .with_context(|| format!("{}: [a]: starting A", opts.file.display()))?;
     let a_port = a.port();
-    let b = Launch::new(&b_bin, &e.b_toml(&a.url))
+    let b = Launch::new(&b_bin, &e.b_toml(&a.url)?)
         .start()
         .with_context(|| format!("{}: [b]: starting B", opts.file.display()))?;
     let b_addr: SocketAddr = b
@@ -155,7 +165,7 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
     })?;
 
     let a_lines: Vec<String> = a_procs.iter().flat_map(Service::lines).collect();
-    let logs = join::parse_logs(&a_lines, &b.lines(), wall0);
+    let logs = logs::parse_logs(&a_lines, &b.lines(), wall0);
     for (at, line) in &logs.a_config {
         let what = if line.contains("event=config_error") {
             format!(
@@ -171,7 +181,7 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
     }
     events.sort_by(|x, y| x.at_ms.total_cmp(&y.at_ms));
     let joined = join::join(&calls, &logs, &kills, e.timeout_ms);
-    let run = report::Run {
+    let run = record::Run {
         experiment: &e,
         file: &opts.file,
         calls: &calls,
@@ -182,9 +192,9 @@ pub fn run(opts: &Options) -> anyhow::Result<bool> {
         build,
         started: stamp,
     };
-    let stats = report::phase_stats(&run);
+    let stats = stats::phase_stats(&run);
     let matrix = join::Matrix::of(calls.iter().zip(&joined));
-    let verdicts = report::verdicts(&run, &stats, &matrix);
+    let verdicts = verdict::verdicts(&run, &stats, &matrix);
     report::write(&out, &run, &stats, &matrix, &verdicts)?;
     charts::write(&out, &e, &calls)?;
 
@@ -226,7 +236,7 @@ fn drive(
             if running {
                 // As a student saves the file: A notices within 350 ms.
                 if let Some(a) = a_procs.last() {
-                    std::fs::write(&a.config, e.a_toml(a_port, fault))
+                    std::fs::write(&a.config, e.a_toml(a_port, fault)?)
                         .context("rewriting A's config")?;
                 }
                 events.push(Event {
@@ -270,7 +280,7 @@ fn drive(
                 let Some(old) = a_procs.last() else {
                     bail!("no A to restart")
                 };
-                let again = Launch::beside(old, a_bin, &e.a_toml(a_port, fault))
+                let again = Launch::beside(old, a_bin, &e.a_toml(a_port, fault)?)
                     .start()
                     .with_context(|| format!("starting A again on port {a_port}"))?;
                 events.push(Event {

@@ -11,9 +11,9 @@ use http_types::Request;
 use service_runtime::http::ApiError;
 use service_runtime::wire;
 
-use super::plan::Plan;
-use super::rules::Rule;
-use super::settings::FaultSettings;
+use super::distribution::{Delay, Statuses};
+use super::plan::{Broken, Plan};
+use super::settings::{FaultSettings, Rule, MAX_DELAY_MS};
 
 /// The faults in force since the last (re)load (or API change): the
 /// top-level dice and each rule's, each with its own counter and generator.
@@ -111,7 +111,7 @@ impl Dice {
         } else {
             affected && s.fail
         };
-        let fail = failing.then(|| s.statuses().draw(&mut rng));
+        let fail = failing.then(|| Statuses::of(s).draw(&mut rng));
         let retry_after = (s.retry_after_s > 0).then_some(s.retry_after_s);
         if !affected {
             return Plan {
@@ -121,14 +121,62 @@ impl Dice {
             };
         }
         Plan {
-            delay: s.delay().draw(&mut rng),
+            delay: Delay::of(s).draw(&mut rng),
             fail,
             retry_after,
-            broken: s.broken(),
+            broken: broken(s),
             garbage_seed: rng.u64(..),
             body_delay: Duration::from_millis(s.body_delay_ms),
             bytes_per_s: s.body_bytes_per_s,
             ..Plan::default()
         }
     }
+}
+
+impl Statuses {
+    /// The statuses a failure of `s` draws from, with their weights.
+    fn of(s: &FaultSettings) -> Self {
+        if s.fail_statuses.is_empty() {
+            return Statuses::One(s.fail_status as u16);
+        }
+        let weighted = s
+            .fail_statuses
+            .iter()
+            .filter_map(|(code, weight)| Some((code.trim().parse().ok()?, *weight)))
+            .collect();
+        Statuses::Weighted(weighted)
+    }
+}
+
+impl Delay {
+    /// The delay of a request `s` affects, before jitter: fixed or lognormal.
+    fn of(s: &FaultSettings) -> Self {
+        if s.delay_p50_ms > 0 {
+            Delay::LogNormal {
+                p50_ms: s.delay_p50_ms,
+                p99_ms: s.delay_p99_ms,
+                cap_ms: MAX_DELAY_MS,
+            }
+        } else {
+            Delay::Fixed {
+                ms: s.delay_ms,
+                jitter_ms: s.jitter_ms,
+            }
+        }
+    }
+}
+
+/// What `s` breaks in the answer, by precedence: reset, drop, garbage,
+/// truncate, bad_body.
+fn broken(s: &FaultSettings) -> Broken {
+    [
+        (s.reset, Broken::Reset),
+        (s.drop, Broken::Drop),
+        (s.garbage, Broken::Garbage),
+        (s.truncate, Broken::Truncate),
+        (s.bad_body, Broken::BadBody),
+    ]
+    .into_iter()
+    .find_map(|(on, broken)| on.then_some(broken))
+    .unwrap_or_default()
 }

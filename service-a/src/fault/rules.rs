@@ -4,77 +4,14 @@
 //! faults, with its own probability, counter and dice; a request no rule
 //! matches gets the top-level `[fault]` keys. The `x-fault-*` headers still
 //! go over whichever applies.
+//!
+//! The matching only: a rule as written, and its checks, are `[fault]`'s
+//! (`settings`).
 
+use super::settings::Rule;
 use http_types::Request;
-use serde::{Deserialize, Serialize};
-use service_runtime::config::Invalid;
-
-use super::settings::FaultSettings;
-
-/// The most rules one `[fault]` may hold: each request may try them all.
-pub const MAX_RULES: usize = 64;
-
-/// One `[[fault.rules]]` entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rule {
-    /// `POST`, ...; empty or absent: any method.
-    #[serde(default)]
-    pub method: String,
-    /// A path prefix (`/orders`), or a glob over the whole path
-    /// (`/orders/*/items`); empty or absent: any path.
-    #[serde(default)]
-    pub path: String,
-    /// `name: value` (the value exactly), or `name` (present at all); empty
-    /// or absent: any request.
-    #[serde(default)]
-    pub header: String,
-    /// The faults of the requests it matches: any `[fault]` key but `rules`
-    /// and `allow_headers` (the top level's).
-    #[serde(default)]
-    pub fault: FaultSettings,
-}
 
 impl Rule {
-    /// Checks one rule, `i` counted from 0 in the order written.
-    pub fn validate(&self, i: usize) -> Result<(), Invalid> {
-        let bad = |key: &'static str, value: &str, expected: &str| Invalid {
-            key,
-            value: format!("rule {i}: {value:?}"),
-            expected: expected.to_owned(),
-        };
-        if !self.method.bytes().all(is_tchar) {
-            return Err(bad(
-                "fault.rules.method",
-                &self.method,
-                "a method such as \"POST\" (letters only), or empty for any",
-            ));
-        }
-        if !self.path.is_empty() && !self.path.starts_with('/') {
-            return Err(bad(
-                "fault.rules.path",
-                &self.path,
-                "a path starting with /: a prefix (\"/orders\") or a glob (\"/orders/*/items\")",
-            ));
-        }
-        let name = self.header.split(':').next().unwrap_or_default().trim();
-        if !self.header.is_empty() && (name.is_empty() || !name.bytes().all(is_tchar)) {
-            return Err(bad(
-                "fault.rules.header",
-                &self.header,
-                "\"name: value\" or \"name\", e.g. \"x-tenant: blue\"",
-            ));
-        }
-        if !self.fault.rules.is_empty() {
-            return Err(bad(
-                "fault.rules.fault.rules",
-                "nested rules",
-                "no rules inside a rule: list them all under [[fault.rules]]",
-            ));
-        }
-        self.fault.validate()
-    }
-
     /// Whether `req` is one of this rule's requests.
     pub fn matches(&self, req: &Request) -> bool {
         let method = self.method.is_empty()
@@ -135,14 +72,10 @@ fn header_matches(rule: &str, req: &Request) -> bool {
     }
 }
 
-/// A byte of an HTTP token (RFC 9110 §5.6.2).
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::settings::FaultSettings;
 
     fn rule(method: &str, path: &str, header: &str) -> Rule {
         Rule {

@@ -1,15 +1,19 @@
 //! `[fault]` as written in the file (or sent to the control API): every key,
-//! its limits, and the log fields that show it. Pure data: no dice, no state.
+//! its limits, and the log fields that show it, `[[fault.rules]]` included
+//! (a rule holds a `[fault]` of its own). Pure data: no dice, no state, and
+//! no import of its siblings: the dice (`draw`), the matching of rules
+//! (`rules`) and the headers read it, not the other way round.
+//!
+//! [`FaultSettings::KEYS`] is A's list of `[fault]` keys for others to read
+//! (the lab checks an experiment's `[fault]` against it); tests tie it to the
+//! struct (the keys serde writes) and to the shipped `config/service-a.toml`
+//! (the keys it documents), so a key added in one place only fails a test.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use service_runtime::config::Invalid;
 use service_runtime::log::Line;
-
-use super::distribution::{Delay, Statuses};
-use super::plan::Broken;
-use super::rules::{Rule, MAX_RULES};
 
 /// The longest delay the file may set (one hour): anything longer is a typo.
 pub(super) const MAX_DELAY_MS: u64 = 3_600_000;
@@ -96,6 +100,30 @@ impl Default for FaultSettings {
 }
 
 impl FaultSettings {
+    /// Every `[fault]` key, in the order the shipped file documents them.
+    pub const KEYS: [&'static str; 20] = [
+        "delay_ms",
+        "jitter_ms",
+        "delay_p50_ms",
+        "delay_p99_ms",
+        "fail",
+        "fail_status",
+        "fail_statuses",
+        "retry_after_s",
+        "fail_first",
+        "reset",
+        "drop",
+        "garbage",
+        "truncate",
+        "bad_body",
+        "body_delay_ms",
+        "body_bytes_per_s",
+        "probability",
+        "seed",
+        "allow_headers",
+        "rules",
+    ];
+
     /// Checks every `[fault]` key.
     pub fn validate(&self) -> Result<(), Invalid> {
         Invalid::check_range("fault.delay_ms", self.delay_ms, 0..=MAX_DELAY_MS)?;
@@ -219,49 +247,76 @@ impl FaultSettings {
             ..Self::default()
         } && (self.fail_statuses.is_empty() || !self.fail)
     }
+}
 
-    /// The statuses a failure draws from, with their weights.
-    pub(super) fn statuses(&self) -> Statuses {
-        if self.fail_statuses.is_empty() {
-            return Statuses::One(self.fail_status as u16);
+/// The most rules one `[fault]` may hold: each request may try them all.
+pub const MAX_RULES: usize = 64;
+
+/// One `[[fault.rules]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// `POST`, ...; empty or absent: any method.
+    #[serde(default)]
+    pub method: String,
+    /// A path prefix (`/orders`), or a glob over the whole path
+    /// (`/orders/*/items`); empty or absent: any path.
+    #[serde(default)]
+    pub path: String,
+    /// `name: value` (the value exactly), or `name` (present at all); empty
+    /// or absent: any request.
+    #[serde(default)]
+    pub header: String,
+    /// The faults of the requests it matches: any `[fault]` key but `rules`
+    /// and `allow_headers` (the top level's).
+    #[serde(default)]
+    pub fault: FaultSettings,
+}
+
+impl Rule {
+    /// Checks one rule, `i` counted from 0 in the order written.
+    pub fn validate(&self, i: usize) -> Result<(), Invalid> {
+        let bad = |key: &'static str, value: &str, expected: &str| Invalid {
+            key,
+            value: format!("rule {i}: {value:?}"),
+            expected: expected.to_owned(),
+        };
+        if !self.method.bytes().all(is_tchar) {
+            return Err(bad(
+                "fault.rules.method",
+                &self.method,
+                "a method such as \"POST\" (letters only), or empty for any",
+            ));
         }
-        let weighted = self
-            .fail_statuses
-            .iter()
-            .filter_map(|(code, weight)| Some((code.trim().parse().ok()?, *weight)))
-            .collect();
-        Statuses::Weighted(weighted)
-    }
-
-    /// The delay of an affected request, before jitter: fixed or lognormal.
-    pub(super) fn delay(&self) -> Delay {
-        if self.delay_p50_ms > 0 {
-            Delay::LogNormal {
-                p50_ms: self.delay_p50_ms,
-                p99_ms: self.delay_p99_ms,
-                cap_ms: MAX_DELAY_MS,
-            }
-        } else {
-            Delay::Fixed {
-                ms: self.delay_ms,
-                jitter_ms: self.jitter_ms,
-            }
+        if !self.path.is_empty() && !self.path.starts_with('/') {
+            return Err(bad(
+                "fault.rules.path",
+                &self.path,
+                "a path starting with /: a prefix (\"/orders\") or a glob (\"/orders/*/items\")",
+            ));
         }
+        let name = self.header.split(':').next().unwrap_or_default().trim();
+        if !self.header.is_empty() && (name.is_empty() || !name.bytes().all(is_tchar)) {
+            return Err(bad(
+                "fault.rules.header",
+                &self.header,
+                "\"name: value\" or \"name\", e.g. \"x-tenant: blue\"",
+            ));
+        }
+        if !self.fault.rules.is_empty() {
+            return Err(bad(
+                "fault.rules.fault.rules",
+                "nested rules",
+                "no rules inside a rule: list them all under [[fault.rules]]",
+            ));
+        }
+        self.fault.validate()
     }
+}
 
-    /// What breaks the answer, by precedence: reset, drop, garbage, truncate, bad_body.
-    pub(super) fn broken(&self) -> Broken {
-        [
-            (self.reset, Broken::Reset),
-            (self.drop, Broken::Drop),
-            (self.garbage, Broken::Garbage),
-            (self.truncate, Broken::Truncate),
-            (self.bad_body, Broken::BadBody),
-        ]
-        .into_iter()
-        .find_map(|(on, broken)| on.then_some(broken))
-        .unwrap_or_default()
-    }
+/// A byte of an HTTP token (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Whether A can send `code` as an injected failure: any three-digit status
@@ -274,4 +329,83 @@ pub fn sendable(code: u16) -> bool {
 /// The statuses [`sendable`] accepts, for messages.
 pub fn sendable_list() -> String {
     "100..=599".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The shipped file: its `[fault]` section documents every key.
+    const SHIPPED: &str = include_str!("../../../config/service-a.toml");
+
+    /// `KEYS` are the keys the struct reads and writes: those serde writes
+    /// for a `[fault]` with a rule (`rules` is left out when empty), and
+    /// nothing else is accepted.
+    #[test]
+    fn keys_are_the_structs() {
+        let with_a_rule = FaultSettings {
+            rules: vec![Rule {
+                method: String::new(),
+                path: String::new(),
+                header: String::new(),
+                fault: FaultSettings::default(),
+            }],
+            ..FaultSettings::default()
+        };
+        let json = serde_json::to_value(&with_a_rule).unwrap();
+        let written: BTreeSet<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let keys: BTreeSet<&str> = FaultSettings::KEYS.into_iter().collect();
+        assert_eq!(keys.len(), FaultSettings::KEYS.len(), "a key listed twice");
+        assert_eq!(
+            keys, written,
+            "FaultSettings::KEYS against the struct's fields"
+        );
+        let unknown = serde_json::from_str::<FaultSettings>(r#"{"no_such_key": 1}"#).unwrap_err();
+        for key in FaultSettings::KEYS {
+            assert!(
+                unknown.to_string().contains(&format!("`{key}`")),
+                "{unknown}"
+            );
+        }
+    }
+
+    /// The shipped `config/service-a.toml` documents every key, in `KEYS`'
+    /// order: set (`delay_ms = 0`), commented out (`# seed = 42`), or, for
+    /// `rules`, an example `[[fault.rules]]`.
+    #[test]
+    fn keys_are_the_shipped_files() {
+        let section = SHIPPED
+            .split_once("\n[fault]\n")
+            .map(|(_, rest)| rest)
+            .expect("config/service-a.toml has a [fault] section");
+        let (keys, rules) = section
+            .split_once("[[fault.rules]]")
+            .expect("config/service-a.toml shows an example [[fault.rules]]");
+        let mut documented: Vec<&str> = keys
+            .lines()
+            .filter_map(|line| {
+                let line = line.strip_prefix("# ").unwrap_or(line);
+                let (key, _) = line.split_once(" = ")?;
+                let key = key.trim_end();
+                key.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    .then_some(key)
+            })
+            .collect();
+        if !rules.is_empty() {
+            documented.push("rules");
+        }
+        assert_eq!(
+            documented,
+            FaultSettings::KEYS,
+            "[fault] in config/service-a.toml"
+        );
+    }
 }

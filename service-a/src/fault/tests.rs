@@ -308,7 +308,7 @@ fn validation_names_the_key() {
 /// request no rule matches gets the top level's; headers go over both.
 #[test]
 fn rules_first_match_wins() {
-    use super::rules::Rule;
+    use super::settings::Rule;
     let rule = |method: &str, path: &str, status: u32| Rule {
         method: method.to_owned(),
         path: path.to_owned(),
@@ -338,4 +338,44 @@ fn rules_first_match_wins() {
     let mut asked = post();
     asked.insert_header(wire::FAULT_STATUS, "418");
     assert_eq!(faults.plan(&asked).unwrap().fail, Some(418));
+}
+
+/// `wire::FAULT_HEADERS` is exactly what the parser reads: each listed
+/// header is read (a value it cannot take is refused with a 400), and the
+/// parser names no fault header the list lacks (it names each through a
+/// `wire::FAULT_*` constant, one per listed header, and spells none itself).
+#[test]
+fn fault_headers_are_the_parsers() {
+    let faults = Faults::new(FaultSettings::default());
+    for name in wire::FAULT_HEADERS {
+        let mut req = get();
+        req.insert_header(name, "not-a-value");
+        assert!(
+            faults.plan(&req).is_err(),
+            "{name} is in wire::FAULT_HEADERS but A's parser ignores it"
+        );
+    }
+    let source = include_str!("headers.rs");
+    let mut named: Vec<&str> = source
+        .match_indices("wire::FAULT_")
+        .map(|(at, _)| {
+            let rest = &source[at + "wire::".len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    assert_eq!(
+        named.len(),
+        wire::FAULT_HEADERS.len(),
+        "headers.rs reads {named:?}; wire::FAULT_HEADERS lists {:?}",
+        wire::FAULT_HEADERS
+    );
+    assert!(
+        !source.contains("\"x-fault-"),
+        "headers.rs spells a header name itself: name it in wire.rs"
+    );
 }

@@ -111,3 +111,21 @@ pub fn run() {
         call_echo::handle(app.clone(), req)
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--help` lists the KINDs by name: every one of them, so that a new
+    /// KIND cannot be missing from what a user reads first.
+    #[test]
+    fn help_names_every_kind() {
+        for kind in kind::Kind::ALL {
+            assert!(
+                SERVICE.help.about.contains(kind.as_str()),
+                "B's --help does not name the KIND {}",
+                kind.as_str()
+            );
+        }
+    }
+}

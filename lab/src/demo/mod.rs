@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use service_procs::{field, Launch, Service};
+use service_runtime::wire;
 
 use crate::client::{metrics, request_head, send_and_read};
 use crate::procs::{binary, Stop, PATIENCE};
@@ -354,15 +355,15 @@ impl Lab {
         println!("6. Every other fault, by header");
         let slow = slow.to_string();
         let faults = [
-            ("x-fault-status", "500", "A answers 500"),
-            ("x-fault-reset", "1", "A resets the connection (RST)"),
-            ("x-fault-drop", "1", "A closes the connection (FIN)"),
-            ("x-fault-truncate", "1", "A sends half its body"),
-            ("x-fault-garbage", "1", "A answers bytes that are not HTTP"),
-            ("x-fault-bad-body", "1", "A answers an HTML page"),
+            (wire::FAULT_STATUS, "500", "A answers 500"),
+            (wire::FAULT_RESET, "1", "A resets the connection (RST)"),
+            (wire::FAULT_DROP, "1", "A closes the connection (FIN)"),
+            (wire::FAULT_TRUNCATE, "1", "A sends half its body"),
+            (wire::FAULT_GARBAGE, "1", "A answers bytes that are not HTTP"),
+            (wire::FAULT_BAD_BODY, "1", "A answers an HTML page"),
             // A few bytes a second: the body cannot arrive in time.
-            ("x-fault-body-bytes-per-s", "10", "A trickles its body"),
-            ("x-fault-delay-ms", slow.as_str(), "A delayed by a header"),
+            (wire::FAULT_BODY_BYTES_PER_S, "10", "A trickles its body"),
+            (wire::FAULT_DELAY_MS, slow.as_str(), "A delayed by a header"),
         ];
         for (header, value, situation) in faults {
             let call = self.call("/call-echo?msg=hello", &[(header, value)], true)?;

@@ -59,6 +59,10 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in the order of the gauge's values: what the lab checks an
+    /// experiment's `expect.breaker` against.
+    pub const ALL: [State; 3] = [State::Closed, State::Open, State::HalfOpen];
+
     /// For log lines: `closed`, `open`, `half_open`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -174,6 +178,18 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `State::ALL` is every state once, in the gauge's order; a new state
+    /// does not compile here until it is added to `ALL` as well.
+    #[test]
+    fn all_lists_every_state_once() {
+        for (i, state) in State::ALL.into_iter().enumerate() {
+            match state {
+                State::Closed | State::Open | State::HalfOpen => assert_eq!(state as usize, i),
+            }
+        }
+        assert_eq!(State::ALL.len(), State::HalfOpen as usize + 1);
+    }
 
     const OPEN: Duration = Duration::from_millis(30);
     const TICK: Duration = Duration::from_millis(1);

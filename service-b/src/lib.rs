@@ -35,6 +35,10 @@ mod upstream;
 
 use std::sync::Arc;
 
+/// The breaker's states as B logs them (`event=circuit state=...`): read by
+/// the lab, which checks an experiment's expectations against them.
+pub use breaker::State as BreakerState;
+
 use service_runtime::cli::{exit_with, Help};
 use service_runtime::config::EXIT_BAD_CONFIG;
 use service_runtime::log::Line;

@@ -359,7 +359,11 @@ impl Lab {
             (wire::FAULT_RESET, "1", "A resets the connection (RST)"),
             (wire::FAULT_DROP, "1", "A closes the connection (FIN)"),
             (wire::FAULT_TRUNCATE, "1", "A sends half its body"),
-            (wire::FAULT_GARBAGE, "1", "A answers bytes that are not HTTP"),
+            (
+                wire::FAULT_GARBAGE,
+                "1",
+                "A answers bytes that are not HTTP",
+            ),
             (wire::FAULT_BAD_BODY, "1", "A answers an HTML page"),
             // A few bytes a second: the body cannot arrive in time.
             (wire::FAULT_BODY_BYTES_PER_S, "10", "A trickles its body"),

@@ -13,13 +13,11 @@ use std::collections::BTreeMap;
 use anyhow::bail;
 use serde::Deserialize;
 use service_a::fault::FaultSettings;
+use service_b::BreakerState;
 use service_runtime::wire::FAULT_HEADERS;
 
 use super::{set, Action, Expect, Experiment, Phase, Scale};
 use crate::experiment::outcome::Outcome;
-
-/// Breaker states as B logs them (`event=circuit state=...`).
-const BREAKER_STATES: &[&str] = &["closed", "open", "half_open"];
 
 /// The shortest phase a `--scale` may leave: below this a phase holds too few
 /// calls to say anything.
@@ -286,10 +284,11 @@ fn check_expect(at: &str, e: &Expect) -> anyhow::Result<()> {
         }
     }
     for state in e.breaker.iter().chain(&e.breaker_seen) {
-        if !BREAKER_STATES.contains(&state.as_str()) {
+        let states = BreakerState::ALL.map(BreakerState::as_str);
+        if !states.contains(&state.as_str()) {
             bail!(
                 "{at}: expect breaker state {state:?}: allowed: {}",
-                BREAKER_STATES.join(", ")
+                states.join(", ")
             );
         }
     }

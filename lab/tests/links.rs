@@ -218,3 +218,92 @@ fn anchors_follow_githubs_rules() {
         [(1, "x.md".to_owned()), (1, "d.png#e".to_owned())]
     );
 }
+
+/// The source files `docs/architecture.md`'s map names, as paths inside the
+/// repository: under a line `CRATE/src/`, each indented line's first word is
+/// a file (`x.rs`) or a folder (`x/`) at the depth its indent says (two
+/// spaces a level).
+fn mapped_sources(map: &str) -> Vec<String> {
+    let block = map
+        .split("## Where things are")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .expect("docs/architecture.md has a map in a code block under \"Where things are\"");
+    let mut out = Vec::new();
+    let mut root: Option<String> = None;
+    let mut folders: Vec<String> = Vec::new();
+    for line in block.lines() {
+        let Some(word) = line.split_whitespace().next() else {
+            continue;
+        };
+        let indent = line.len() - line.trim_start().len();
+        if indent == 0 {
+            root = word.ends_with("/src/").then(|| word.to_owned());
+            folders.clear();
+            continue;
+        }
+        let Some(root) = &root else { continue };
+        let depth = indent / 2 - 1;
+        folders.truncate(depth);
+        if let Some(folder) = word.strip_suffix('/') {
+            folders.push(folder.to_owned());
+        } else if word.ends_with(".rs") {
+            out.push(format!(
+                "{root}{}{word}",
+                folders.iter().map(|f| format!("{f}/")).collect::<String>()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every `.rs` file under each workspace member's `src/`.
+fn sources() -> Vec<String> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let members = manifest
+        .lines()
+        .find(|l| l.trim_start().starts_with("members"))
+        .unwrap();
+    let mut files = Vec::new();
+    for member in members.split('"').skip(1).step_by(2) {
+        walk(&repo().join(member).join("src"), &mut files);
+    }
+    let mut out: Vec<String> = files
+        .iter()
+        .map(|p| {
+            p.strip_prefix(repo())
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// docs/architecture.md maps every source file there is, and no file that is
+/// gone: a newcomer finds each file's job there, and the map cannot go stale.
+#[test]
+fn the_architecture_map_names_every_source_file() {
+    let map = std::fs::read_to_string(repo().join("docs/architecture.md")).unwrap();
+    let mapped = mapped_sources(&map);
+    let actual = sources();
+    let missing: Vec<&String> = actual.iter().filter(|f| !mapped.contains(f)).collect();
+    let gone: Vec<&String> = mapped.iter().filter(|f| !actual.contains(f)).collect();
+    assert!(
+        missing.is_empty() && gone.is_empty(),
+        "docs/architecture.md's map (\"Where things are\") is out of date:\n  \
+         not on the map: {missing:?}\n  on the map but not in the tree: {gone:?}"
+    );
+}

@@ -25,6 +25,10 @@ const TIMEOUT: Duration = Duration::from_millis(300);
 
 const MS: Duration = Duration::from_millis(1);
 
+/// Polls after which a loop that has not waited is a busy loop (one step
+/// of a test takes a few dozen).
+const MAX_TICKS: usize = 10_000;
+
 /// One connection being served, and the test's hold on all it touches.
 struct Served {
     ex: LocalExecutor<'static>,
@@ -111,9 +115,15 @@ impl Served {
         Self::start(1024 * 1024, Arc::default())
     }
 
-    /// Runs the loop until it waits on the client or the clock.
+    /// Runs the loop until it waits on the client or the clock; a loop that
+    /// never waits (a busy loop) fails the test rather than hang it.
     fn settle(&self) {
-        while self.ex.try_tick() {}
+        for _ in 0..MAX_TICKS {
+            if !self.ex.try_tick() {
+                return;
+            }
+        }
+        panic!("the loop is still busy after {MAX_TICKS} polls: it never waits");
     }
 
     /// The client sends `bytes`; the loop runs until it waits again.

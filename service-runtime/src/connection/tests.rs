@@ -192,6 +192,24 @@ fn refusal(status: &str, message: &str) -> String {
     )
 }
 
+/// The loop refused with `code`: the exact bytes of its answer, its count,
+/// and a lingering close.
+fn assert_refused(s: &Served, code: u16, status: &str, message: &str) {
+    assert_eq!(s.answers(), refusal(status, message), "{code}");
+    assert_eq!(s.refused(code), 1.0, "{code}");
+    assert_lingers_then_ends(s);
+}
+
+/// A millisecond before the deadline for the request's `what`, nothing is
+/// answered or closed; at the deadline, a 408.
+fn assert_cut_a_ms_later(s: &Served, what: &str) {
+    assert_eq!(s.answers(), "");
+    assert!(!s.client.server_closed());
+    s.advance(MS);
+    let message = format!("request {what} not received within 300 ms");
+    assert_refused(s, 408, "408 Request Timeout", &message);
+}
+
 /// After a refusal: the server half-closed, and ends once the client does
 /// (it lingers for the client's FIN, at most `LINGER`).
 fn assert_lingers_then_ends(s: &Served) {
@@ -209,16 +227,7 @@ fn half_a_head_is_cut_at_the_timeout_not_before() {
     s.send(b"GET /a HTTP/1.1\r\nHo");
 
     s.advance(TIMEOUT - MS);
-    assert_eq!(s.answers(), "");
-    assert!(!s.client.server_closed());
-
-    s.advance(MS);
-    assert_eq!(
-        s.answers(),
-        refusal("408 Request Timeout", "request head not received within 300 ms")
-    );
-    assert_eq!(s.refused(408), 1.0);
-    assert_lingers_then_ends(&s);
+    assert_cut_a_ms_later(&s, "head");
 }
 
 /// A body trickled a byte at a time has the timeout in all, from the end
@@ -231,15 +240,7 @@ fn a_trickled_body_is_cut_at_the_timeout_from_its_head() {
     s.send(b"x");
     s.advance(TIMEOUT / 2 - MS);
     s.send(b"x");
-    assert_eq!(s.answers(), "");
-
-    s.advance(MS);
-    assert_eq!(
-        s.answers(),
-        refusal("408 Request Timeout", "request body not received within 300 ms")
-    );
-    assert_eq!(s.refused(408), 1.0);
-    assert_lingers_then_ends(&s);
+    assert_cut_a_ms_later(&s, "body");
 }
 
 /// An idle keep-alive connection is closed at the timeout after its last
@@ -322,7 +323,10 @@ fn a_client_that_leaves_behind_a_full_buffer_is_seen() {
     assert!(!dropped.load(Ordering::SeqCst), "seen without the probe");
 
     s.advance(RDHUP_EVERY);
-    assert!(dropped.load(Ordering::SeqCst), "not seen after {RDHUP_EVERY:?}");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "not seen after {RDHUP_EVERY:?}"
+    );
     assert!(s.ended());
 }
 
@@ -379,9 +383,7 @@ fn refusals_have_their_status_and_exact_bytes() {
     for (bytes, code, status, message) in cases {
         let s = Served::new();
         s.send(bytes);
-        assert_eq!(s.answers(), refusal(status, message), "{code}");
-        assert_eq!(s.refused(code), 1.0, "{code}");
-        assert_lingers_then_ends(&s);
+        assert_refused(&s, code, status, message);
     }
 }
 

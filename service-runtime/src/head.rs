@@ -15,7 +15,7 @@
 //!   otherwise); the path comes from the request target alone.
 //!
 //! [`parse`] is pure: bytes in, a [`Head`] or a refusal out. The connection
-//! loop (`connection/`) calls it each time more bytes arrive.
+//! loop (`connection.rs`) calls it each time more bytes arrive.
 
 use std::mem::MaybeUninit;
 

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use http_types::{mime, Body, Method, Response, StatusCode};
 use serde::Serialize;
 
-/// What a handler wants done with its connection: the loop (`connection/`)
+/// What a handler wants done with its connection: the loop (`connection.rs`)
 /// does exactly this, and nothing is signalled any other way.
 #[derive(Debug)]
 pub enum Reply {

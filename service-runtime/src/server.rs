@@ -1,7 +1,7 @@
 //! The server loop: the executor threads, accept, a task per connection,
 //! the connection limit, and a graceful stop.
 //!
-//! What happens on one connection is the `connection` module's job; this module
+//! What happens on one connection is `connection.rs`'s job; this module
 //! decides how many are served at once (the rest wait in the listen backlog),
 //! and how requests in flight finish, or are cut, when the service stops.
 //!
@@ -183,7 +183,7 @@ const ABORT_WAIT: Duration = Duration::from_millis(200);
 /// requests in flight finish within the grace, cuts the rest, and returns.
 ///
 /// `handler` answers each request with a [`Reply`](crate::http::Reply);
-/// refused requests (see `connection/`) are counted in `metrics` and
+/// refused requests (see `connection.rs`) are counted in `metrics` and
 /// logged as `service`.
 pub async fn serve<H, Fut>(
     listener: TcpListener,

@@ -29,13 +29,13 @@
 //!    at once (its exchange logs `status=client_closed http_status=499`).
 //!    A half-close (the client shuts its sending side) counts as leaving, as
 //!    in nginx. When pipelined bytes fill the buffer, the peer's FIN is
-//!    still seen, by polling for `POLLRDHUP` every [`RDHUP_EVERY`](conn::RDHUP_EVERY) (where
+//!    still seen, by polling for `POLLRDHUP` every `RDHUP_EVERY` (20 ms) (where
 //!    the platform has no `POLLRDHUP`, only a full close or a reset is seen
 //!    then: see [`HUNG_UP`](transport::HUNG_UP)).
 //! 5. **The handler says what it wants** with a [`Reply`](crate::http::Reply); a handler that
 //!    panics is answered 500 and the service lives on.
 //!
-//! # Layout
+//! # Layout (`connection/`)
 //!
 //! - `serve.rs`: the loop, a request at a time: what the bytes mean, what
 //!   to answer, what to log ([`serve`], [`Context`]).

@@ -32,7 +32,9 @@ const MAX_TICKS: usize = 10_000;
 /// One connection being served, and the test's hold on all it touches.
 struct Served {
     ex: LocalExecutor<'static>,
-    task: Task<()>,
+    /// `None` once the test has cut the connection (as the end of a
+    /// shutdown grace does).
+    task: Option<Task<()>>,
     client: ClientEnd,
     clock: ManualClock,
     registry: Registry,
@@ -101,7 +103,7 @@ impl Served {
         });
         let served = Self {
             ex,
-            task,
+            task: Some(task),
             client,
             clock,
             registry,
@@ -145,7 +147,7 @@ impl Served {
 
     /// Whether `serve` has returned.
     fn ended(&self) -> bool {
-        self.task.is_finished()
+        self.task.as_ref().is_none_or(Task::is_finished)
     }
 
     /// `http_requests_total{endpoint="other",code}`, as `/metrics` shows it.
@@ -436,4 +438,20 @@ fn a_stop_waits_for_the_request_in_flight() {
     drop(s.stop.take());
     s.settle();
     assert!(s.ended() && s.client.server_closed());
+}
+
+/// A connection cut while its request body is read (the shutdown grace ran
+/// out) still counts the request, as `0`: closed without an answer.
+#[test]
+fn a_request_cut_while_its_body_is_read_is_counted() {
+    let mut s = Served::new();
+    s.send(b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nx");
+    assert_eq!(s.refused(0), 0.0);
+
+    // A dropped task's future is dropped when the executor next runs.
+    drop(s.task.take());
+    s.settle();
+    assert_eq!(s.refused(0), 1.0);
+    assert!(s.client.server_closed());
+    assert_eq!(s.answers(), "");
 }

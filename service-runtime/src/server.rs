@@ -30,7 +30,7 @@ use smol::lock::Semaphore;
 use smol::net::TcpListener;
 use smol::{Async, Executor, LocalExecutor, Timer};
 
-use crate::connection::{self, Context};
+use crate::connection::{self, Context, SystemClock};
 use crate::http::Reply;
 use crate::log::Line;
 use crate::metrics::ACCEPT_FAILURES;
@@ -218,7 +218,11 @@ where
                     let (ctx, stop, abort) = (ctx.clone(), stop_rx.clone(), abort_rx.clone());
                     let held = (permit, alive_tx.clone());
                     let conn = async move {
-                        let served = AssertUnwindSafe(connection::serve(socket, &ctx, &stop))
+                        // Answers are one write each; without this each would wait
+                        // for the peer's delayed ACK (~40 ms) whenever a write is split.
+                        let _ = socket.get_ref().set_nodelay(true);
+                        let served = connection::serve(socket, SystemClock, &ctx, &stop);
+                        let served = AssertUnwindSafe(served)
                             .catch_unwind()
                             .or(async {
                                 let _ = abort.recv().await;

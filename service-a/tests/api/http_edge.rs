@@ -583,7 +583,9 @@ fn ab_load_has_no_failures() {
 
 /// A body trickled a byte at a time holds its slot no longer than one that
 /// never comes: the body has the timeout in all, not per read. With
-/// max_connections = 2 held by tricklers, a new client is served in time.
+/// max_connections = 2 held by tricklers (each has had A's `100 Continue`,
+/// so A holds both), a new client waits for a slot, and is served once a
+/// trickler is cut (after its 408, not before), in time.
 #[test]
 fn trickled_bodies_do_not_hold_slots() {
     let a = a_with(
@@ -591,13 +593,21 @@ fn trickled_bodies_do_not_hold_slots() {
         "",
     );
     let stop = Arc::new(AtomicBool::new(false));
+    let (seen, heads_read) = std::sync::mpsc::channel();
     let tricklers: Vec<_> = (0..2)
         .map(|_| {
-            let (authority, stop) = (a.authority().to_owned(), stop.clone());
+            let (authority, stop, seen) = (a.authority().to_owned(), stop.clone(), seen.clone());
             std::thread::spawn(move || {
                 let mut s = TcpStream::connect(&authority).unwrap();
-                let head = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n";
+                let head = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\
+                             Expect: 100-continue\r\n\r\n";
                 let _ = s.write_all(head);
+                // A answers `100 Continue` once it has read the head: it holds a slot.
+                let mut answer = [0u8; 25];
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let continued = std::io::Read::read_exact(&mut s, &mut answer).is_ok()
+                    && answer.starts_with(b"HTTP/1.1 100 Continue\r\n");
+                let _ = seen.send(continued);
                 // A byte every 100 ms: progress, but never the whole body.
                 let deadline = Instant::now() + Duration::from_secs(5);
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
@@ -609,16 +619,28 @@ fn trickled_bodies_do_not_hold_slots() {
             })
         })
         .collect();
-    // Both slots are taken once A has seen both heads... and the bodies.
-    std::thread::sleep(Duration::from_millis(150));
+    for _ in 0..2 {
+        let continued = heads_read.recv_timeout(Duration::from_secs(10));
+        assert_eq!(continued, Ok(true), "a trickler got no 100 Continue");
+    }
 
     let started = Instant::now();
     let reply = get(&format!("{}/health", a.url));
     let took = started.elapsed();
+    // The slots were held: /health was served only once a trickler was cut,
+    // whose 408 is logged before its slot is freed.
+    a.wait_line(&["endpoint=/health"]);
+    let lines = a.lines();
+    let first = |part: &str| lines.iter().position(|l| l.contains(part));
+    let (cut, served) = (first("http_status=408"), first("endpoint=/health"));
     stop.store(true, Ordering::Relaxed);
     for t in tricklers {
         t.join().unwrap();
     }
+    assert!(
+        cut.is_some_and(|cut| Some(cut) < served),
+        "/health served before any trickler was cut: {lines:#?}"
+    );
     assert_eq!(reply.status, 200);
     let limit = Duration::from_millis(HEADER_TIMEOUT_MS) + Duration::from_secs(1);
     assert!(took < limit, "served after {took:?}");

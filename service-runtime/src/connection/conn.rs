@@ -138,7 +138,7 @@ impl<S: Transport, C: Clock> Conn<S, C> {
         } = self;
         let read = async {
             if wait_readable {
-                std::future::poll_fn(|cx| io.poll_readable(cx)).await?;
+                io.readable().await?;
             }
             io.read(&mut buf[*end..]).await
         };
@@ -194,10 +194,7 @@ impl<S: Transport, C: Clock> Conn<S, C> {
             if self.end == self.buf.len() {
                 return self.until_hangup().await;
             }
-            if std::future::poll_fn(|cx| self.io.poll_readable(cx))
-                .await
-                .is_err()
-            {
+            if self.io.readable().await.is_err() {
                 return;
             }
             match self.io.peek(&mut [0u8; 1]) {

@@ -134,14 +134,16 @@ impl AsyncWrite for ServerEnd {
 }
 
 impl Transport for ServerEnd {
-    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut wire = lock(&self.0);
-        let pipe = &mut wire.to_server;
-        if pipe.bytes.is_empty() && !pipe.shut {
-            pipe.reader = Some(cx.waker().clone());
-            return Poll::Pending;
-        }
-        Poll::Ready(Ok(()))
+    fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> {
+        std::future::poll_fn(|cx| {
+            let mut wire = lock(&self.0);
+            let pipe = &mut wire.to_server;
+            if pipe.bytes.is_empty() && !pipe.shut {
+                pipe.reader = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(()))
+        })
     }
 
     fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {

@@ -12,9 +12,9 @@
 //! The peer-gone probe is per platform, as the kernels differ: see
 //! [`HUNG_UP`] and [`WATCH`].
 
+use std::future::Future;
 use std::io;
 use std::net::{Shutdown, TcpStream};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustix::event::PollFlags;
@@ -23,8 +23,10 @@ use smol::Async;
 
 /// A connection the loop can serve.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin {
-    /// Ready when a read would not block: bytes, an EOF or an error wait.
-    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Completes when a read would not block: bytes, an EOF or an error
+    /// wait. Only news counts: a wait begun after the last read completes on
+    /// the next event, not on one that read already used.
+    fn readable(&self) -> impl Future<Output = io::Result<()>>;
 
     /// Copies what waits unread into `buf` without taking it, never waiting:
     /// `Ok(0)` is the peer's EOF, `WouldBlock` means nothing waits yet.
@@ -82,8 +84,8 @@ pub const WATCH: PollFlags = HUNG_UP.union(PollFlags::IN);
 pub const WATCH: PollFlags = PollFlags::RDNORM;
 
 impl Transport for Async<TcpStream> {
-    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Async::poll_readable(self, cx)
+    fn readable(&self) -> impl Future<Output = io::Result<()>> {
+        Async::readable(self)
     }
 
     fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {

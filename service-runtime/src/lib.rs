@@ -10,7 +10,9 @@
 //! - [`reload`]: the config file watched while a service runs, read like an untrusted file.
 //! - [`server`]: executor threads, the accept loop, the connection limit, graceful stop;
 //!   `[server]` and its limits in `server/settings.rs`.
-//! - [`connection`]: one connection's requests in turn; every wait on the client bounded.
+//! - [`connection`]: one connection's requests in turn; every wait on the client bounded
+//!   (`connection/`: `serve` the loop, `conn` the waits, `transport` the socket per
+//!   platform, `clock` its time; unit tests over an in-memory duplex).
 //! - [`head`]: a request head parsed from bounded bytes, framing checked (RFC 9112).
 //! - [`answer`]: an upstream's answer read from bounded bytes, framing checked (B's calls, A's proxy).
 //! - [`body`]: one body decoder for requests and answers, byte-exact, so pipelined requests stay whole.

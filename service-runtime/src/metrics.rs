@@ -74,7 +74,7 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
     prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 16)
 }
 
-/// A histogram with [`latency_buckets`], for `Family::new_with_constructor`.
+/// A histogram with `latency_buckets`, for `Family::new_with_constructor`.
 pub fn latency_histogram() -> Histogram {
     Histogram::new(latency_buckets())
 }

@@ -157,7 +157,7 @@ const ABORT_WAIT: Duration = Duration::from_millis(200);
 /// Serves `listener` until `shutdown` completes, then stops accepting, lets
 /// requests in flight finish within the grace, cuts the rest, and returns.
 ///
-/// `handler` answers each request with a [`Reply`](crate::http::Reply);
+/// `handler` answers each request with a [`Reply`];
 /// refused requests (see `connection.rs`) are counted in `metrics` and
 /// logged as `service`.
 pub async fn serve<H, Fut>(

@@ -22,6 +22,8 @@
 //! - [`logfmt`]: reading one `key=value` field of a log line.
 //! - [`measure`]: resident memory and open descriptors where the platform
 //!   can tell (`None` elsewhere, never `0`).
+//! - [`nginx`]: the config of an nginx instance of its own (the bench's
+//!   baselines, the proxy tests' upstream).
 //! - `output` (private): a child's lines as they arrive, and waiting on them
 //!   (for up to [`PATIENCE`]).
 
@@ -35,6 +37,7 @@ pub mod error;
 pub mod launch;
 pub mod logfmt;
 pub mod measure;
+pub mod nginx;
 pub mod service;
 pub mod stop;
 

@@ -33,24 +33,10 @@ impl Nginx {
     pub fn start(locations: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = crate::fake::free_port();
-        let conf = format!(
-            r#"worker_processes 1;
-master_process off;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir};
-    proxy_temp_path {dir};
-    fastcgi_temp_path {dir};
-    uwsgi_temp_path {dir};
-    scgi_temp_path {dir};
-    server {{ listen 127.0.0.1:{port}; {locations} }}
-}}
-"#,
-            dir = dir.path().display()
+        let conf = service_procs::nginx::config(
+            dir.path(),
+            false,
+            &format!("server {{ listen 127.0.0.1:{port}; {locations} }}"),
         );
         let path = dir.path().join("nginx.conf");
         std::fs::write(&path, conf).expect("write nginx.conf");

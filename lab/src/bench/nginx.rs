@@ -67,24 +67,7 @@ struct Instance {
 impl Instance {
     fn start(servers: &str, ports: &[u16], pin: bool) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let conf = format!(
-            r#"worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir};
-    proxy_temp_path {dir};
-    fastcgi_temp_path {dir};
-    uwsgi_temp_path {dir};
-    scgi_temp_path {dir};
-    {servers}
-}}
-"#,
-            dir = dir.path().display()
-        );
+        let conf = service_procs::nginx::config(dir.path(), true, servers);
         let path = dir.path().join("nginx.conf");
         std::fs::write(&path, conf)?;
         let child = Command::new("nginx")

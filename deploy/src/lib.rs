@@ -41,3 +41,20 @@ pub fn render() -> String {
         "kubectl is not installed (Debian: apt-get install kubernetes-client; .ci/run does)",
     )
 }
+
+/// What `kubernetes-validate --strict` says of `yaml` (written to a temp
+/// file named after `name`); panics if the tool is missing or the objects are
+/// invalid, so that a test without the tool fails rather than passes.
+pub fn validate_kubernetes(name: &str, yaml: &str) -> String {
+    let file = std::env::temp_dir().join(format!("lab-{name}-{}.yaml", std::process::id()));
+    std::fs::write(&file, yaml).expect("write the rendered manifests");
+    let out = run(
+        Command::new("kubernetes-validate")
+            .arg("--strict")
+            .arg("--quiet")
+            .arg(&file),
+        "kubernetes-validate is not installed (pip install kubernetes-validate; .ci/run does)",
+    );
+    let _ = std::fs::remove_file(&file);
+    out
+}

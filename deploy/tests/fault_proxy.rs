@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use deploy::{repo, run};
+use deploy::{repo, run, validate_kubernetes};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn rendered() -> String {
@@ -118,15 +118,6 @@ fn the_sidecar_stands_in_front_of_the_app() {
 #[test]
 #[ignore = "needs kubectl and kubernetes-validate; .ci/run installs them and runs it"]
 fn the_example_is_valid_kubernetes() {
-    let file = std::env::temp_dir().join(format!("lab-fault-proxy-{}.yaml", std::process::id()));
-    std::fs::write(&file, rendered()).unwrap();
-    let out = run(
-        Command::new("kubernetes-validate")
-            .arg("--strict")
-            .arg("--quiet")
-            .arg(&file),
-        "kubernetes-validate is not installed (pip install kubernetes-validate; .ci/run does)",
-    );
-    let _ = std::fs::remove_file(&file);
+    let out = validate_kubernetes("fault-proxy", &rendered());
     assert!(!out.contains("ERROR") && !out.contains("WARN"), "{out}");
 }

@@ -2,9 +2,8 @@
 //! (kubernetes-validate, offline) that keep the project's own rules.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
-use deploy::{render, repo, run};
+use deploy::{render, repo, validate_kubernetes};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// Every rendered object, parsed.
@@ -60,16 +59,7 @@ fn resolve_port(container: &Yaml, port: &Yaml) -> i64 {
 #[ignore = "needs kubectl and kubernetes-validate; .ci/run installs them and runs it"]
 fn rendered_manifests_are_valid_kubernetes() {
     let rendered = render();
-    let file = std::env::temp_dir().join(format!("lab-manifests-{}.yaml", std::process::id()));
-    std::fs::write(&file, &rendered).unwrap();
-    let out = run(
-        Command::new("kubernetes-validate")
-            .arg("--strict")
-            .arg("--quiet")
-            .arg(&file),
-        "kubernetes-validate is not installed (pip install kubernetes-validate; .ci/run does)",
-    );
-    let _ = std::fs::remove_file(&file);
+    let out = validate_kubernetes("manifests", &rendered);
     assert!(!out.contains("ERROR") && !out.contains("WARN"), "{out}");
     assert_eq!(
         YamlLoader::load_from_str(&rendered).unwrap().len(),

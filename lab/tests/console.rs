@@ -2,7 +2,7 @@
 //! its own (so A's file there is the one the console edits), driven from
 //! outside: by strangers without the token, and by a real headless browser.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use testkit::fake::free_port;
 use testkit::http::{get, parse, raw, request};
+
+mod common;
 
 /// `cargo lab up`, its output waited on by content, stopped with `quit`.
 struct Lab {
@@ -38,32 +40,13 @@ impl Lab {
         for file in ["service-a.toml", "service-b.toml"] {
             std::fs::copy(shipped.join(file), config.join(file)).unwrap();
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
-            .args(["up", "--console-port", "0"])
-            .current_dir(dir.path())
-            .env("LAB_NO_BUILD", "1")
-            .env("SERVICE_A_SERVER__PORT", a_port.to_string())
-            .env("SERVICE_B_SERVER__PORT", b_port.to_string())
-            .env(
-                "SERVICE_B_UPSTREAM__URL",
-                format!("http://127.0.0.1:{a_port}"),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+        let mut child = common::lab_up(dir.path(), a_port, b_port)
+            .args(["--console-port", "0"])
             .stderr(Stdio::null())
             .spawn()
             .expect("start lab up");
         let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if std::env::var_os("TEST_LOG").is_some() {
-                    eprintln!("{line}");
-                }
-                let _ = tx.send(line);
-            }
-        });
+        let lines = common::lines(child.stdout.take().unwrap());
         let mut lab = Lab {
             child,
             stdin,

@@ -1,12 +1,14 @@
 //! `cargo lab up` end to end: typed commands stop and start A while B runs.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use testkit::fake::free_port;
 use testkit::http::get;
+
+mod common;
 
 /// The launcher's output, line by line, waited on by content.
 struct Output {
@@ -55,18 +57,7 @@ impl Output {
 fn typed_commands_stop_and_start_each_service() {
     let (a_port, b_port) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
-    let lab = service_procs::command(env!("CARGO_BIN_EXE_lab"))
-        .arg("up")
-        .current_dir(dir.path())
-        .env("LAB_NO_BUILD", "1")
-        .env("SERVICE_A_SERVER__PORT", a_port.to_string())
-        .env("SERVICE_B_SERVER__PORT", b_port.to_string())
-        .env(
-            "SERVICE_B_UPSTREAM__URL",
-            format!("http://127.0.0.1:{a_port}"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+    let lab = common::lab_up(dir.path(), a_port, b_port)
         .stderr(Stdio::piped())
         .spawn()
         .expect("start lab up");
@@ -85,15 +76,8 @@ fn typed_commands_stop_and_start_each_service() {
     let mut lab = Stop(lab);
     let mut typed = lab.0.stdin.take().unwrap();
     let mut type_line = |line: &str| writeln!(typed, "{line}").unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = lab.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
     let mut out = Output {
-        lines: rx,
+        lines: common::lines(lab.0.stdout.take().unwrap()),
         seen: Vec::new(),
         from: 0,
     };
